@@ -1,0 +1,165 @@
+"""The project's one entry point for setting up, checking, testing and the demo.
+
+Usage (from a fresh clone, with only python3 and node/npm on the machine):
+
+    python3 build_tools/dev.py demo    # set up, run the seed README's tasks on the local server
+    python3 build_tools/dev.py test    # set up, then run every check (the CI gate)
+
+Other commands: ``setup`` (only set up), ``check`` (every check, without setting up),
+``bench`` (set up, then run benchmarks/run.py).
+
+Set-up is idempotent: a virtualenv in ``.venv`` with the project and its dev tools,
+the Node packages of ``build_tools/node`` (protobuf-es, for the cross-language
+check), and the official Render SDKs from PyPI, each in its own virtualenv under
+``.venvs/`` (they are real peers for the compatibility tests and benchmarks, and one
+of them has our import name, so they never share our environment).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+PY = BIN / "python"
+NODE_DIR = ROOT / "build_tools" / "node"
+#: The official SDKs, each in its own virtualenv: name -> pip requirement.
+OFFICIAL_SDKS = {"render_sdk-0.4.0": "render_sdk==0.4.0", "render-1.5.0": "render==1.5.0"}
+OFFICIAL_VENVS = ROOT / ".venvs"
+
+
+def run(cmd: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
+    print(f"+ {' '.join(str(c) for c in cmd)}", flush=True)
+    subprocess.run(cmd, cwd=cwd, env=env, check=True)
+
+
+def stamp_ok(stamp: Path, *sources: Path) -> bool:
+    """True when ``stamp`` is newer than every source file (set-up step already done)."""
+    if not stamp.exists():
+        return False
+    return all(stamp.stat().st_mtime >= s.stat().st_mtime for s in sources if s.exists())
+
+
+def setup() -> None:
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    stamp = VENV / ".render_sdk-installed"
+    if not stamp_ok(stamp, ROOT / "pyproject.toml"):
+        run([str(PY), "-m", "pip", "install", "-q", "-e", ".[dev]"])
+        stamp.touch()
+    node_stamp = NODE_DIR / "node_modules" / ".installed"
+    if (NODE_DIR / "package.json").exists() and not stamp_ok(
+        node_stamp, NODE_DIR / "package.json", NODE_DIR / "package-lock.json"
+    ):
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SystemExit("setup: npm is required for the cross-language check")
+        lock = (NODE_DIR / "package-lock.json").exists()
+        run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], cwd=NODE_DIR)
+        node_stamp.touch()
+    for name, requirement in OFFICIAL_SDKS.items():
+        target = OFFICIAL_VENVS / name
+        sdk_stamp = target / ".installed"
+        if sdk_stamp.exists():
+            continue
+        venv.EnvBuilder(with_pip=True, clear=True).create(target)
+        run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", requirement])
+        sdk_stamp.touch()
+
+
+def tool_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def buf_breaking_base() -> str | None:
+    """The git ref the schemas are compared against: main's tip, or the parent commit on main."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    head = git("rev-parse", "HEAD")
+    main = git("rev-parse", "--verify", "-q", "refs/heads/main")
+    base = main if main and main != head else git("rev-parse", "--verify", "-q", "HEAD~1")
+    if not base:
+        return None
+    if not git("ls-tree", "-d", base, "proto"):
+        return None
+    return base
+
+
+def check() -> None:
+    env = tool_env()
+    steps: list[tuple[str, list[str]]] = [
+        ("ruff format", [str(BIN / "ruff"), "format", "--check", "."]),
+        ("ruff lint", [str(BIN / "ruff"), "check", "."]),
+        ("mypy", [str(BIN / "mypy")]),
+        ("codegen", [str(PY), "build_tools/codegen.py", "--check"]),
+        ("buf lint", [str(BIN / "buf"), "lint"]),
+        ("buf format", [str(BIN / "buf"), "format", "-d", "--exit-code"]),
+    ]
+    base = buf_breaking_base()
+    if base is not None:
+        steps.append(
+            ("buf breaking", [str(BIN / "buf"), "breaking", "--against", f".git#ref={base}"])
+        )
+    else:
+        print("buf breaking: no earlier commit with proto/ to compare against (first schema)")
+    if (NODE_DIR / "check_vectors.mjs").exists():
+        steps.append(("node cross-check", ["node", str(NODE_DIR / "check_vectors.mjs")]))
+    steps.append(("pytest", [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"]))
+    failed: list[str] = []
+    for name, cmd in steps:
+        started = time.monotonic()
+        print(f"\n=== {name}", flush=True)
+        code = subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
+        print(
+            f"=== {name}: {'ok' if code == 0 else f'FAILED ({code})'} "
+            f"in {time.monotonic() - started:.1f}s",
+            flush=True,
+        )
+        if code != 0:
+            failed.append(name)
+    if failed:
+        raise SystemExit(f"\nchecks failed: {', '.join(failed)}")
+    print("\nall checks passed")
+
+
+def demo() -> None:
+    run([str(PY), "examples/demo.py"], env=tool_env())
+
+
+def bench() -> None:
+    run([str(PY), "benchmarks/run.py", *sys.argv[2:]], env=tool_env())
+
+
+def main() -> None:
+    commands = {
+        "setup": [setup],
+        "check": [check],
+        "test": [setup, check],
+        "demo": [setup, demo],
+        "bench": [setup, bench],
+    }
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        raise SystemExit(f"usage: python3 build_tools/dev.py {{{'|'.join(commands)}}}")
+    try:
+        for step in commands[sys.argv[1]]:
+            step()
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"command failed with exit code {exc.returncode}: {exc.cmd}") from None
+
+
+if __name__ == "__main__":
+    main()

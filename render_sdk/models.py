@@ -1,0 +1,199 @@
+"""The wire models: dataclasses generated from ``proto/`` by betterproto2.
+
+Apps import them from here::
+
+    from render_sdk.models import TaskRunDetails, TaskRunStatus
+
+Every class is the generated dataclass itself, or (for the messages that carry task
+inputs and results as JSON bytes) a thin subclass adding read-only accessors that
+decode that JSON: ``TaskRunDetails.results``, ``TaskRunDetails.input``,
+``TaskAttemptDetails.results`` and ``RunTaskRequest.input``. The raw bytes stay in the
+``*_json`` fields, exactly as they travel.
+
+The same schemas serve other languages: see the ``proto/`` buf module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _wire
+from ._gen.render.objects.v1 import (
+    GetObjectOutput,
+    ListObjectsResponse,
+    ObjectMetadata,
+    ObjectWithCursor,
+    PutObjectInput,
+    PutObjectOutput,
+)
+from ._gen.render.tasksocket.v1 import (
+    CallbackRequest,
+    ErrorResponse,
+    GetInputResponse,
+    GetSubtaskResultRequest,
+    GetSubtaskResultResponse,
+    RegisterTasksRequest,
+    RetryConfig,
+    RunSubtaskRequest,
+    RunSubtaskResponse,
+    TaskComplete,
+    TaskDefinition,
+    TaskError,
+    TaskOptions,
+    TaskParameter,
+)
+from ._gen.render.workflows import v1 as _wf
+from ._gen.render.workflows.v1 import (
+    Error,
+    ListLogsResponse,
+    ListTaskRunsRequest,
+    Log,
+    LogLabel,
+    Task,
+    TaskAttempt,
+    TaskRun,
+    TaskRunEvent,
+    TaskRunEventsRequest,
+    TaskRunStatus,
+    TaskRunWithCursor,
+    TaskWithCursor,
+)
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "CallbackRequest",
+    "Error",
+    "ErrorResponse",
+    "GetInputResponse",
+    "GetObjectOutput",
+    "GetSubtaskResultRequest",
+    "GetSubtaskResultResponse",
+    "ListLogsResponse",
+    "ListObjectsResponse",
+    "ListTaskRunsRequest",
+    "Log",
+    "LogLabel",
+    "ObjectMetadata",
+    "ObjectWithCursor",
+    "PutObjectInput",
+    "PutObjectOutput",
+    "RegisterTasksRequest",
+    "RetryConfig",
+    "RunSubtaskRequest",
+    "RunSubtaskResponse",
+    "RunTaskRequest",
+    "Task",
+    "TaskAttempt",
+    "TaskAttemptDetails",
+    "TaskComplete",
+    "TaskDefinition",
+    "TaskError",
+    "TaskOptions",
+    "TaskParameter",
+    "TaskRun",
+    "TaskRunDetails",
+    "TaskRunEvent",
+    "TaskRunEventsRequest",
+    "TaskRunStatus",
+    "TaskRunWithCursor",
+    "TaskWithCursor",
+    "status_text",
+]
+
+#: Statuses after which a run never changes again.
+TERMINAL_STATUSES: frozenset[TaskRunStatus] = frozenset(
+    {
+        TaskRunStatus.COMPLETED,
+        TaskRunStatus.SUCCEEDED,
+        TaskRunStatus.FAILED,
+        TaskRunStatus.CANCELED,
+    }
+)
+
+
+def status_text(status: TaskRunStatus, unknown_status: str = "") -> str:
+    """Return a status as the wire spells it: ``"completed"``, or the unknown raw string."""
+    if status == TaskRunStatus.UNSPECIFIED and unknown_status:
+        return unknown_status
+    return status.name.lower() if status.name else str(int(status))
+
+
+class TaskAttemptDetails(_wf.TaskAttemptDetails):
+    """One attempt of a task run with its outcome (see the generated base for fields)."""
+
+    # betterproto2 keys its field metadata and type hints by class and module; share
+    # the generated class's so that the subclass encodes and parses identically.
+    _betterproto_meta = _wf.TaskAttemptDetails._betterproto  # type: ignore[arg-type]
+
+    @classmethod
+    def _type_hints(cls) -> dict[str, Any]:
+        return _wf.TaskAttemptDetails._type_hints()
+
+    @property
+    def results(self) -> list[Any] | None:
+        """The attempt's results decoded from ``results_json`` (None when it has none)."""
+        if self.results_json is None:
+            return None
+        value: list[Any] | None = _wire.decode_json_value(self.results_json, what="results")
+        return value
+
+
+class TaskRunDetails(_wf.TaskRunDetails):
+    """A task run with its input, results and error (see the generated base for fields)."""
+
+    _betterproto_meta = _wf.TaskRunDetails._betterproto  # type: ignore[arg-type]
+
+    @classmethod
+    def _type_hints(cls) -> dict[str, Any]:
+        return _wf.TaskRunDetails._type_hints()
+
+    @property
+    def results(self) -> list[Any] | None:
+        """The run's results decoded from ``results_json``: a list, or None while it has none.
+
+        Render's encoding: a task returning a list yields that list; any other value ``v``
+        yields ``[v]``.
+        """
+        value: list[Any] | None = _wire.decode_json_value(self.results_json, what="results")
+        return value
+
+    @property
+    def input(self) -> list[Any] | dict[str, Any] | None:
+        """The run's input decoded from ``input_json``: positional list or keyword dict."""
+        value: list[Any] | dict[str, Any] | None = _wire.decode_json_value(
+            self.input_json, what="input"
+        )
+        return value
+
+    @property
+    def status_text(self) -> str:
+        """The status as the wire spells it (``"completed"``), unknown values included."""
+        return status_text(self.status, self.unknown_status)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run can no longer change (completed, succeeded, failed, canceled)."""
+        return self.status in TERMINAL_STATUSES
+
+
+class RunTaskRequest(_wf.RunTaskRequest):
+    """The body of POST /task-runs (see the generated base for fields)."""
+
+    _betterproto_meta = _wf.RunTaskRequest._betterproto  # type: ignore[arg-type]
+
+    @classmethod
+    def _type_hints(cls) -> dict[str, Any]:
+        return _wf.RunTaskRequest._type_hints()
+
+    @property
+    def input(self) -> list[Any] | dict[str, Any] | None:
+        """The input decoded from ``input_json``."""
+        value: list[Any] | dict[str, Any] | None = _wire.decode_json_value(
+            self.input_json, what="input"
+        )
+        return value
+
+
+for _public in (TaskAttemptDetails, TaskRunDetails, RunTaskRequest):
+    _wire.register_model(_public.__mro__[1], _public)
+del _public
