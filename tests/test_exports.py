@@ -1,0 +1,48 @@
+"""The public API's names, as the seed README and our docs promise them."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import render_sdk
+
+EXPECTED = {
+    "render_sdk": ["Options", "Render", "RenderSync", "Retry", "Workflows", "__version__"],
+    "render_sdk.client.errors": [
+        "ClientError",
+        "RateLimitError",
+        "RenderError",
+        "ServerError",
+        "TaskRunError",
+        "TimeoutError",
+        "WireFormatError",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXPECTED))
+def test_exported_names(module: str) -> None:
+    mod = importlib.import_module(module)
+    exported = list(mod.__all__)
+    # Order is enforced by ruff (RUF022, isort-style); here: no duplicates, every name resolves.
+    assert len(set(exported)) == len(exported)
+    for name in EXPECTED[module]:
+        assert name in exported, name
+        assert getattr(mod, name) is not None
+
+
+def test_lazy_names_resolve() -> None:
+    for name in render_sdk.__all__:
+        assert getattr(render_sdk, name) is not None
+    with pytest.raises(AttributeError):
+        _ = render_sdk.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_models_exports_are_sorted_and_resolve() -> None:
+    from render_sdk import models
+
+    assert len(set(models.__all__)) == len(models.__all__)
+    for name in models.__all__:
+        assert getattr(models, name) is not None
