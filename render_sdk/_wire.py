@@ -260,11 +260,36 @@ def register_model(
 
 
 # The C string escaper behind json.dumps(ensure_ascii=False), without dumps' per-call setup.
-_json_str: Final[Callable[[str], str]] = json.encoder.encode_basestring
+_escape: Final[Callable[[str], str]] = json.encoder.encode_basestring
 
 
-def _enc_int(value: int) -> str:
-    return str(int(value))
+def _json_str(value: str) -> str:
+    if value.__class__ is not str and not isinstance(value, str):
+        raise WireFormatError(f"expected a string, got {_type_name(value)}")
+    if not value.isascii():
+        _check_utf8(value)
+    return _escape(value)
+
+
+def _check_utf8(value: str) -> None:
+    # isascii() is O(1) in CPython; only non-ASCII text pays for this check.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise WireFormatError(f"is not valid Unicode text: {exc.reason}") from None
+
+
+def _make_enc_int(proto_type: str) -> _Encoder:
+    lo, hi = _INT_RANGES[proto_type]
+
+    def enc(value: int) -> str:
+        if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise WireFormatError(f"expected an integer, got {_type_name(value)}")
+        if not lo <= value <= hi:
+            raise WireFormatError(f"{value} is out of range for {proto_type}")
+        return str(int(value))
+
+    return enc
 
 
 def _enc_bool(value: bool) -> str:
@@ -286,7 +311,14 @@ def _enc_b64(value: bytes) -> str:
 def _enc_inline_json(value: bytes) -> str:
     if not value:
         return "null"
-    return value.decode("utf-8")
+    text = value.decode("utf-8")
+    try:
+        parsed = _decoder.decode(text)  # raw bytes go inline: only valid JSON may
+    except (ValueError, RecursionError) as exc:
+        raise WireFormatError(f"does not hold valid JSON: {exc}") from None
+    if "\n" in text or "\r" in text:  # one line: SSE data and log lines rely on it
+        return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)
+    return text
 
 
 def _enc_timestamp(value: _dt.datetime) -> str:
@@ -299,6 +331,11 @@ def _type_name(value: Any) -> str:
 
 def _dec_str(value: Any, path: str) -> str:
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                _check_utf8(value)
+            except WireFormatError as exc:
+                raise WireFormatError(exc.message, field=path) from None
         return value
     raise WireFormatError(f"expected a string, got {_type_name(value)}", field=path)
 
@@ -367,7 +404,7 @@ def _dec_timestamp(value: Any, path: str) -> _dt.datetime:
         )
     try:
         return parse_timestamp(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # Overflow: year 1 / 9999 shifted by an offset
         raise WireFormatError(str(exc), field=path) from None
 
 
@@ -398,6 +435,8 @@ def _enum_codecs(enum_cls: type[enum.IntEnum]) -> tuple[_Encoder, _Decoder]:
                 raise _UnknownEnum(value)
             return member
         if isinstance(value, int) and not isinstance(value, bool):
+            if not _INT32_RANGE[0] <= value <= _INT32_RANGE[1]:
+                raise WireFormatError(f"{value} is out of range for an enum", field=path)
             return enum_cls(value)
         raise WireFormatError(
             f"expected a {enum_cls.__name__} string, got {_type_name(value)}", field=path
@@ -455,7 +494,7 @@ def _compile(cls: type[betterproto2.Message], dialect: Dialect) -> _MessageCodec
             else:
                 enc, dec = _enc_b64, _dec_b64
         elif ptype in _INT_RANGES:
-            enc, dec = _enc_int, _make_dec_int(ptype)
+            enc, dec = _make_enc_int(ptype), _make_dec_int(ptype)
         else:  # pragma: no cover - every proto3 scalar is handled above
             raise TypeError(f"{cls.__name__}.{attr}: unsupported proto type {ptype}")
         field = _Field(
@@ -507,8 +546,8 @@ def _encode(msg: betterproto2.Message, dialect: Dialect) -> str:
         if f.repeated:
             try:
                 body = ",".join([f.encode(v) for v in value])
-            except WireFormatError as exc:
-                raise WireFormatError(_strip(exc), field=_join(f.key, exc.field)) from None
+            except (WireFormatError, TypeError, AttributeError, ValueError, OverflowError):
+                body = _encode_items_slowly(f, value)  # names the element that failed
             parts.append(f'"{f.key}":[{body}]')
             continue
         if value is None:
@@ -516,18 +555,31 @@ def _encode(msg: betterproto2.Message, dialect: Dialect) -> str:
                 continue
             parts.append(f'"{f.key}":null')
             continue
-        if f.enum_unknown_attr is not None and int(value) == 0:
-            raw = getattr(msg, f.enum_unknown_attr)
-            if raw:
-                parts.append(f'"{f.key}":{_json_str(raw)}')
-                continue
         try:
+            if f.enum_unknown_attr is not None and value == 0:
+                raw = getattr(msg, f.enum_unknown_attr)
+                if raw:
+                    parts.append(f'"{f.key}":{_json_str(raw)}')
+                    continue
             parts.append(f'"{f.key}":{f.encode(value)}')
         except WireFormatError as exc:
             raise WireFormatError(_strip(exc), field=_join(f.key, exc.field)) from None
-        except (TypeError, AttributeError, UnicodeDecodeError) as exc:
+        except (TypeError, AttributeError, ValueError, OverflowError) as exc:
             raise WireFormatError(f"cannot encode {value!r}: {exc}", field=f.key) from None
     return "{" + ",".join(parts) + "}"
+
+
+def _encode_items_slowly(f: _Field, values: Any) -> str:
+    items = []
+    for i, v in enumerate(values):
+        key = f"{f.key}[{i}]"
+        try:
+            items.append(f.encode(v))
+        except WireFormatError as exc:
+            raise WireFormatError(_strip(exc), field=_join(key, exc.field)) from None
+        except (TypeError, AttributeError, ValueError, OverflowError) as exc:
+            raise WireFormatError(f"cannot encode {v!r}: {exc}", field=key) from None
+    return ",".join(items)
 
 
 def _strip(exc: WireFormatError) -> str:
@@ -573,7 +625,7 @@ def _decode(cls: type[M], data: Any, dialect: Dialect, path: str) -> M:
         present = [m for m in members if kwargs.get(m) is not None]
         if len(present) > 1:
             raise WireFormatError(
-                f"only one of {', '.join(present)} may be set (oneof {group})", field=path or None
+                f"only one of {', '.join(present)} may be set", field=prefix + group
             )
     try:
         return cls(**kwargs)
@@ -629,11 +681,163 @@ def from_binary(cls: type[M], data: bytes) -> M:
     """Decode protobuf binary bytes into a ``cls`` message.
 
     Raises:
-        WireFormatError: The bytes are truncated or not a ``cls`` message.
+        WireFormatError: The bytes are truncated or not a ``cls`` message (names the
+            field whose bytes are bad where there is one).
     """
+    cleaned = _scan_binary(cls, bytes(data), "")
     try:
-        return cls.parse(data)
+        return cls.parse(data if cleaned is None else cleaned)
     except Exception as exc:  # betterproto2 raises assorted types for bad input
         raise WireFormatError(
             f"truncated or malformed protobuf for {cls.__name__}: {exc}"
         ) from None
+
+
+# --------------------------------------------------------------------------- binary checks
+# betterproto2's parser reads a length past the end of the buffer as a short field, skips
+# invalid tags and stores fields of another wire type as values of the wrong type. These
+# checks make from_binary accept exactly what Google's parser accepts.
+
+_WIRE_TYPE_OF: Final = {
+    **dict.fromkeys(("int32", "int64", "uint32", "uint64", "sint32", "sint64", "bool", "enum"), 0),
+    **dict.fromkeys(("fixed64", "sfixed64", "double"), 1),
+    **dict.fromkeys(("string", "bytes", "message", "map"), 2),
+    **dict.fromkeys(("fixed32", "sfixed32", "float"), 5),
+}
+_MAX_FIELD_NUMBER: Final = 2**29 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _BinaryField:
+    name: str
+    wire_type: int
+    repeated: bool
+    is_string: bool
+    sub: Any  # message class to check nested bytes against, or None
+
+
+_binary_layouts: dict[type[Any], dict[int, _BinaryField]] = {}
+
+
+def _binary_layout(cls: type[Any]) -> dict[int, _BinaryField]:
+    layout = _binary_layouts.get(cls)
+    if layout is None:
+        meta: Any = cls._betterproto
+        layout = {}
+        for attr, fm in meta.meta_by_field_name.items():
+            sub = None
+            if fm.proto_type == "message":
+                sub = fm.unwrap() if fm.unwrap is not None else meta.cls_by_field[attr]
+            layout[fm.number] = _BinaryField(
+                name=attr,
+                wire_type=_WIRE_TYPE_OF[fm.proto_type],
+                repeated=fm.repeated,
+                is_string=fm.proto_type == "string",
+                sub=sub,
+            )
+        _binary_layouts[cls] = layout
+    return layout
+
+
+def _varint(data: bytes, pos: int, field: str | None) -> tuple[int, int]:
+    result = shift = 0
+    end = len(data)
+    while True:
+        if pos >= end:
+            raise WireFormatError("truncated protobuf (varint)", field=field)
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise WireFormatError("malformed protobuf (varint longer than 10 bytes)", field=field)
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _skip_value(data: bytes, pos: int, wire_type: int, number: int, field: str | None) -> int:
+    """Skip one value of ``wire_type``; returns the position after it."""
+    end = len(data)
+    if wire_type == 0:
+        return _varint(data, pos, field)[1]
+    if wire_type == 1:
+        pos += 8
+    elif wire_type == 5:
+        pos += 4
+    elif wire_type == 2:
+        length, pos = _varint(data, pos, field)
+        pos += length
+    elif wire_type == 3:
+        while True:  # a group: fields up to the matching end-group tag
+            tag, pos = _varint(data, pos, field)
+            if tag & 7 == 4:
+                if tag >> 3 != number:
+                    raise WireFormatError("malformed protobuf (unmatched end group)", field=field)
+                return pos
+            pos = _skip_value(data, pos, tag & 7, tag >> 3, field)
+    else:
+        raise WireFormatError(f"malformed protobuf (wire type {wire_type})", field=field)
+    if pos > end:
+        raise WireFormatError("truncated protobuf", field=field)
+    return pos
+
+
+def _scan_binary(cls: type[Any], data: bytes, path: str) -> bytes | None:
+    """Check that ``data`` is a complete ``cls`` message, as Google's parser does.
+
+    Returns the bytes without the known fields of a wrong wire type (Google keeps them as
+    unknown fields; betterproto2 would store them as values of the wrong type), or None
+    when nothing had to go.
+    """
+    layout = _binary_layout(cls)
+    seen: dict[int, int] = {}
+    parts: list[bytes] = []
+    changed = False
+    pos, end = 0, len(data)
+    while pos < end:
+        start = pos
+        tag, pos = _varint(data, pos, path or None)
+        number, wire_type = tag >> 3, tag & 7
+        spec = layout.get(number)
+        if spec is None:
+            name = path or None
+        else:
+            name = path + spec.name
+            if spec.repeated:
+                name += f"[{seen.get(number, 0)}]"
+                seen[number] = seen.get(number, 0) + 1
+        if number == 0 or number > _MAX_FIELD_NUMBER:
+            raise WireFormatError(f"malformed protobuf (field number {number})", field=name)
+        value_start = pos
+        pos = _skip_value(data, pos, wire_type, number, name)
+        if spec is None:
+            parts.append(data[start:pos])
+            continue
+        if wire_type != spec.wire_type and not (spec.repeated and wire_type == 2):
+            changed = True  # Google: an unknown field; never a value of the wrong type
+            continue
+        if wire_type == 2 and (spec.is_string or spec.sub is not None):
+            body_start = _varint(data, value_start, name)[1]
+            body = data[body_start:pos]
+            if spec.is_string:
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise WireFormatError("is not valid UTF-8", field=name) from None
+            else:
+                cleaned = _scan_binary(spec.sub, body, f"{name}.")
+                if cleaned is not None:
+                    parts.append(_encode_varint(tag) + _encode_varint(len(cleaned)) + cleaned)
+                    changed = True
+                    continue
+        parts.append(data[start:pos])
+    return b"".join(parts) if changed else None

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import betterproto2 as _betterproto2
+
 from . import _wire
 from ._gen.render.objects.v1 import (
     GetObjectOutput,
@@ -197,3 +199,25 @@ class RunTaskRequest(_wf.RunTaskRequest):
 for _public in (TaskAttemptDetails, TaskRunDetails, RunTaskRequest):
     _wire.register_model(_public.__mro__[1], _public)
 del _public
+
+
+def _parse_into_public_models() -> None:
+    # betterproto2 builds nested messages from each class's field metadata (shared with
+    # the public subclasses above); point it at the public classes so that binary parsing
+    # yields the same types, with their accessors, as JSON decoding does.
+    from ._gen.render.objects import v1 as objects_v1
+    from ._gen.render.tasksocket import v1 as tasksocket_v1
+
+    public = {cls.__mro__[1]: cls for cls in (TaskAttemptDetails, TaskRunDetails, RunTaskRequest)}
+    for module in (_wf, objects_v1, tasksocket_v1):
+        for name in module.__all__:
+            generated = getattr(module, name)
+            if isinstance(generated, type) and issubclass(generated, _betterproto2.Message):
+                meta: Any = generated._betterproto  # type: ignore[arg-type]  # classproperty typing
+                by_field = meta.cls_by_field
+                for attr, sub in list(by_field.items()):
+                    if sub in public:
+                        by_field[attr] = public[sub]
+
+
+_parse_into_public_models()
