@@ -1,0 +1,95 @@
+"""The ``render-workflows`` command.
+
+``render-workflows <module>:<app>`` imports the app and runs the task process
+(``app.start()``). ``render-workflows dev ...`` starts the local task server and
+``render-workflows tasks|start|runs|logs ...`` are the client commands; those load only
+when asked for, so the task process stays lean.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+_USAGE = (
+    "usage: render-workflows <module>:<app>   (e.g. render-workflows main:app)\n"
+    "       render-workflows dev [options] <module>:<app>   (local task server)\n"
+    "       render-workflows tasks|start|runs|logs ...   (client commands)"
+)
+_CLIENT_COMMANDS = frozenset({"tasks", "start", "runs", "logs"})
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.flush()
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; ``argv`` defaults to ``sys.argv`` (``argv[0]`` is the program)."""
+    args = list(sys.argv if argv is None else argv)
+    if len(args) < 2 or not args[1]:
+        return _fail(
+            "missing <module>:<app> argument; run `render-workflows main:app` "
+            "(see render-workflows --help)"
+        )
+    command = args[1]
+    if command in ("-h", "--help", "help"):
+        print(_USAGE)
+        return 0
+    if command == "dev":
+        return _delegate("render_sdk.devserver._cli", args[2:], "the local task server")
+    if command in _CLIENT_COMMANDS:
+        return _delegate("render_sdk.client._cli", args[1:], "the client commands")
+    return _serve(command)
+
+
+def _delegate(module_name: str, argv: list[str], what: str) -> int:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return _fail(f"{what} ({module_name}) is not available in this installation: {exc}")
+        raise
+    result: int = module.main(argv)
+    return result
+
+
+def _serve(target: str) -> int:
+    from ._errors import RunnerError
+
+    module_name, sep, attr_path = target.rpartition(":")
+    if not sep or not module_name or not attr_path:
+        return _fail(
+            f"Invalid app path '{target}': expected <module>:<app_variable>, "
+            "e.g. render-workflows main:app"
+        )
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        # So that the user's module in the working directory imports, as with `python -m`.
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        return _fail(f"Could not import module '{module_name}': {exc}")
+    app: object = module
+    for part in attr_path.split("."):
+        try:
+            app = getattr(app, part)
+        except AttributeError:
+            return _fail(f"Module '{module_name}' has no attribute '{attr_path}'")
+    start = getattr(app, "start", None)
+    if not callable(start):
+        return _fail(
+            f"'{attr_path}' in module '{module_name}' is a {type(app).__name__}, which has no "
+            "start() method; expected a Workflows instance"
+        )
+    try:
+        start()
+    except RunnerError as exc:
+        return _fail(str(exc))
+    return 0

@@ -1,0 +1,469 @@
+"""What a task process does: register its tasks, or execute one task run.
+
+Started by ``Workflows.start()`` with ``RENDER_SDK_MODE`` and ``RENDER_SDK_SOCKET_PATH``
+set by the task server (Render's, or ``render-workflows dev``). Register mode sends
+every definition in one ``POST /register-tasks``. Run mode reads ``GET /input``, runs
+the task (list input → positional arguments, object → keyword arguments), serves the
+task's subtask calls and reports one ``POST /callback``.
+
+Only async tasks start an event loop; registration and sync tasks use the blocking
+socket client, which keeps their start-up free of asyncio (this process starts once
+per task-run attempt, so its start-up is on every run's critical path).
+
+Nothing here keeps state from import time: every call builds its own event loop and
+clients, so it works in a process forked from a warm parent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import _errors
+from . import _constants as C
+from ._errors import RunnerError, TaskContextError
+from ._transport import AsyncSocketClient, SyncSocketClient, TransportPolicy
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .._gen.render.tasksocket.v1 import CallbackRequest, RegisterTasksRequest
+    from ._app import Workflows
+    from ._definitions import TaskSpec
+
+__all__ = [
+    "build_registration",
+    "call_in_thread",
+    "encode_result",
+    "error_details",
+    "register",
+    "run",
+    "start",
+]
+
+
+def start(
+    app: Workflows,
+    *,
+    environ: Mapping[str, str] | None = None,
+    policy: TransportPolicy | None = None,
+) -> None:
+    """Run the process's role as ``RENDER_SDK_MODE`` says (see ``Workflows.start``)."""
+    env = os.environ if environ is None else environ
+    mode = env.get(C.ENV_MODE, "")
+    if not mode:
+        raise RunnerError(
+            f"{C.ENV_MODE} environment variable is required: the task server sets it "
+            f"('{C.MODE_REGISTER}' or '{C.MODE_RUN}') for the processes it starts; to serve "
+            "tasks locally run `render-workflows dev <module>:<app>`"
+        )
+    socket_path = env.get(C.ENV_SOCKET_PATH, "")
+    if not socket_path:
+        raise RunnerError(
+            f"{C.ENV_SOCKET_PATH} environment variable is required: the task server sets it "
+            "to the Unix socket this process reports to"
+        )
+    if len(os.fsencode(socket_path)) > C.MAX_SOCKET_PATH_BYTES:
+        raise RunnerError(
+            f"{C.ENV_SOCKET_PATH} is longer than {C.MAX_SOCKET_PATH_BYTES} bytes, the limit of "
+            f"a Unix socket path: {socket_path!r}"
+        )
+    if mode == C.MODE_REGISTER:
+        register(app, socket_path, policy=policy)
+    elif mode == C.MODE_RUN:
+        run(app, socket_path, policy=policy)
+    else:
+        raise RunnerError(
+            f"Unknown mode: {mode!r}; {C.ENV_MODE} must be '{C.MODE_REGISTER}' or '{C.MODE_RUN}'"
+        )
+
+
+# --------------------------------------------------------------------------- register
+
+
+def build_registration(specs: list[TaskSpec]) -> RegisterTasksRequest:
+    """The ``/register-tasks`` body for these task definitions."""
+    from .._gen.render.tasksocket.v1 import (
+        RegisterTasksRequest,
+        RetryConfig,
+        TaskDefinition,
+        TaskOptions,
+        TaskParameter,
+    )
+
+    tasks = []
+    for spec in specs:
+        retry = spec.options.retry
+        tasks.append(
+            TaskDefinition(
+                name=spec.name,
+                options=TaskOptions(
+                    retry=None
+                    if retry is None
+                    else RetryConfig(
+                        max_retries=retry.max_retries,
+                        wait_duration_ms=retry.wait_duration_ms,
+                        factor=float(retry.backoff_scaling),
+                    ),
+                    timeout_seconds=spec.options.timeout_seconds,
+                    plan=spec.options.plan,
+                ),
+                parameters=[
+                    TaskParameter(
+                        name=p.name,
+                        has_default=p.has_default,
+                        type=p.type_hint,
+                        default_value=p.default_json,
+                    )
+                    for p in spec.parameters
+                ],
+            )
+        )
+    return RegisterTasksRequest(tasks=tasks)
+
+
+def register(app: Workflows, socket_path: str, *, policy: TransportPolicy | None = None) -> None:
+    """Send every task definition of ``app`` in one ``POST /register-tasks``.
+
+    Blocking on purpose: registration needs no event loop, and not importing asyncio
+    keeps this process's start-up short.
+    """
+    client = SyncSocketClient(socket_path, policy=policy)
+    client.call(
+        "POST",
+        "/register-tasks",
+        build_registration(app.specs()),
+        None,
+        operation="register tasks",
+    )
+
+
+# --------------------------------------------------------------------------- run
+
+
+def encode_result(result: Any, task_name: str) -> bytes:
+    """Render's result encoding: a list as is, anything else as ``[result]``.
+
+    Raises:
+        WireFormatError: The result is not JSON-serializable (names its type).
+    """
+    from .. import _wire
+
+    value = result if isinstance(result, list) else [result]
+    try:
+        return _wire.encode_json_value(value)
+    except _errors.WireFormatError as exc:
+        raise _errors.WireFormatError(
+            f"task {task_name!r} returned a {type(result).__name__}, which cannot be sent "
+            f"as its JSON result: {_strip_field(exc)}",
+            field="result",
+        ) from None
+
+
+def _strip_field(exc: _errors.WireFormatError) -> str:
+    prefix = f"{exc.field}: " if exc.field else ""
+    return exc.message.removeprefix(prefix)
+
+
+def error_details(exc: BaseException) -> tuple[str, str]:
+    """``("<ExceptionType>: message", traceback text)`` for an error callback."""
+    import traceback
+
+    text = str(exc)
+    details = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return details, stack
+
+
+def _error_callback(exc: BaseException, *, with_stack: bool = True) -> CallbackRequest:
+    from .._gen.render.tasksocket.v1 import CallbackRequest, TaskError
+
+    details, stack = error_details(exc)
+    return CallbackRequest(
+        error=TaskError(details=details, stack_trace=stack if with_stack else None)
+    )
+
+
+def _complete_callback(output: bytes) -> CallbackRequest:
+    from .._gen.render.tasksocket.v1 import CallbackRequest, TaskComplete
+
+    return CallbackRequest(complete=TaskComplete(output=output))
+
+
+def run(app: Workflows, socket_path: str, *, policy: TransportPolicy | None = None) -> None:
+    """Execute the one task run the server asks for and report its outcome.
+
+    An async task runs on a fresh event loop (``asyncio.run``) that also serves its
+    subtask calls. A sync task cannot start subtasks, so its process needs no event
+    loop at all: its body runs in a worker thread under ``contextvars.copy_context()``
+    (the same as an executor would) while the main thread only waits, and reports.
+
+    Returns normally when the task succeeded and its result was delivered.
+
+    Raises:
+        Exception: The task's exception (after the error callback), or the error that
+            stopped the run (unknown task, bad input, unserializable result).
+    """
+    from .._gen.render.tasksocket.v1 import GetInputResponse
+
+    policy = policy or TransportPolicy()
+    client = SyncSocketClient(socket_path, policy=policy)
+    got = client.call("GET", "/input", None, GetInputResponse, operation="get input")
+    assert got is not None
+    try:
+        spec, args, kwargs = _resolve(app, got.task_name, got.input)
+    except (RunnerError, _errors.WireFormatError) as exc:
+        _post_callback(client, _error_callback(exc, with_stack=False))
+        raise
+    if spec.is_async:
+        import asyncio
+
+        asyncio.run(_run_async(spec, args, kwargs, socket_path, policy))
+    else:
+        _run_sync(client, spec, args, kwargs)
+
+
+def _post_callback(client: SyncSocketClient, body: CallbackRequest) -> None:
+    client.call("POST", "/callback", body, None, operation="post callback")
+
+
+class _SyncTaskSession:
+    """Stands in for a session inside a sync task body, to explain why it cannot
+    start subtasks."""
+
+    def start_subtask(self, name: str, input_value: list[Any] | dict[str, Any]) -> Any:
+        raise _sync_subtask_error(name)
+
+
+def _sync_subtask_error(name: str) -> TaskContextError:
+    return TaskContextError(
+        f"{name}() was called from a sync task body (or another thread or event loop). "
+        "Subtasks are started and awaited from async tasks: make the calling task "
+        f"`async def` and write `await {name}(...)`."
+    )
+
+
+def _run_sync(
+    client: SyncSocketClient, spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]
+) -> None:
+    from ._context import current_session
+
+    token = current_session.set(_SyncTaskSession())
+    try:
+        result = call_in_thread(spec, args, kwargs)
+    except (Exception, SystemExit) as exc:
+        _post_callback(client, _error_callback(exc))
+        raise
+    finally:
+        current_session.reset(token)
+    try:
+        output = encode_result(result, spec.name)
+    except _errors.WireFormatError as exc:
+        _post_callback(client, _error_callback(exc, with_stack=False))
+        raise
+    _post_callback(client, _complete_callback(output))
+
+
+def call_in_thread(spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Run a sync task body in a worker thread with a copy of the current context.
+
+    The main thread stays free (signals such as SIGTERM are delivered there), and the
+    body sees the context variables of the run, as it would in an executor.
+    """
+    import contextvars
+    import threading
+
+    ctx = contextvars.copy_context()
+    outcome: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            outcome["result"] = ctx.run(spec.func, *args, **kwargs)
+        except BaseException as exc:  # handed to the main thread, which reports it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=body, name=f"task {spec.name}", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        error: BaseException = outcome.pop("error")
+        raise error
+    return outcome.get("result")
+
+
+async def _run_async(
+    spec: TaskSpec,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    socket_path: str,
+    policy: TransportPolicy,
+) -> None:
+    import asyncio
+
+    from ._context import current_session
+
+    client = AsyncSocketClient(socket_path, policy=policy)
+    session = _Session(client, policy, asyncio.get_running_loop())
+    token = current_session.set(session)
+    try:
+        result = await spec.func(*args, **kwargs)
+    except (Exception, SystemExit) as exc:
+        await _acallback(client, _error_callback(exc))
+        raise
+    finally:
+        current_session.reset(token)
+        session.cancel_orphans()
+    try:
+        output = encode_result(result, spec.name)
+    except _errors.WireFormatError as exc:
+        await _acallback(client, _error_callback(exc, with_stack=False))
+        raise
+    await _acallback(client, _complete_callback(output))
+
+
+async def _acallback(client: AsyncSocketClient, body: CallbackRequest) -> None:
+    await client.call("POST", "/callback", body, None, operation="post callback")
+
+
+def _resolve(
+    app: Workflows, task_name: str, raw_input: bytes
+) -> tuple[TaskSpec, list[Any], dict[str, Any]]:
+    from .. import _wire
+
+    if not task_name:
+        raise RunnerError(
+            "the task server's /input named no task: is the process in register mode?"
+        )
+    task = app.tasks.get(task_name)
+    if task is None:
+        known = ", ".join(sorted(app.tasks)) or "none"
+        raise RunnerError(f"Task '{task_name}' is not defined in this app (tasks: {known})")
+    value = _wire.decode_json_value(raw_input, what="input")
+    if value is None:
+        return task._spec, [], {}
+    if isinstance(value, list):
+        return task._spec, value, {}
+    if isinstance(value, dict):
+        return task._spec, [], value
+    raise RunnerError(
+        f"input of task '{task_name}' must be a JSON array (positional arguments) or object "
+        f"(keyword arguments), got {type(value).__name__}"
+    )
+
+
+class _Session:
+    """The running task's link to the server: starts and awaits subtasks."""
+
+    def __init__(
+        self, client: AsyncSocketClient, policy: TransportPolicy, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._loop = loop
+        self._started: set[asyncio.Task[Any]] = set()
+
+    def start_subtask(
+        self, name: str, input_value: list[Any] | dict[str, Any]
+    ) -> asyncio.Task[Any]:
+        import asyncio
+
+        from .. import _wire
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not self._loop:
+            raise _sync_subtask_error(name)
+        # Encoded now, so an unserializable argument fails at the call site.
+        payload = _wire.encode_json_value(input_value, what=f"input of subtask {name!r}")
+        started = loop.create_task(self._run_subtask(name, payload), name=f"subtask {name}")
+        self._started.add(started)
+        started.add_done_callback(self._started.discard)
+        return started
+
+    def cancel_orphans(self) -> None:
+        for pending in list(self._started):
+            pending.cancel()
+
+    async def _run_subtask(self, name: str, payload: bytes) -> Any:
+        import datetime
+        import uuid
+
+        from .._gen.render.tasksocket.v1 import RunSubtaskRequest, RunSubtaskResponse
+
+        # Made once per logical call; the transport resends this same body on every
+        # retry so the server can deduplicate it.
+        request = RunSubtaskRequest(
+            task_name=name,
+            input=payload,
+            idempotency_key=str(uuid.uuid4()),
+            created_at=datetime.datetime.now(datetime.timezone.utc),
+        )
+        started = await self._client.call(
+            "POST", "/run-subtask", request, RunSubtaskResponse, operation=f"run subtask {name!r}"
+        )
+        if started is None or not started.task_run_id:
+            raise _errors.ServerError(f"run subtask {name!r}: the server returned no task_run_id")
+        return await self._wait(name, started.task_run_id)
+
+    async def _wait(self, name: str, run_id: str) -> Any:
+        import asyncio
+
+        from .. import _wire
+        from .._gen.render.tasksocket.v1 import GetSubtaskResultRequest, GetSubtaskResultResponse
+
+        policy = self._policy
+        wait_ms = policy.subtask_wait_ms
+        began = self._loop.time()
+        fast_answers = 0
+        request = GetSubtaskResultRequest(task_run_id=run_id, wait_ms=wait_ms)
+        while True:
+            if self._loop.time() - began > policy.subtask_wait_limit_s:
+                raise _errors.TimeoutError(
+                    f"subtask {name!r} ({run_id}) was still running after "
+                    f"{policy.subtask_wait_limit_s:g}s"
+                )
+            asked = self._loop.time()
+            answer = await self._client.call(
+                "POST",
+                "/get-subtask-result",
+                request,
+                GetSubtaskResultResponse,
+                operation=f"get result of subtask {name!r}",
+                timeout=policy.request_timeout_s + wait_ms / 1000,
+            )
+            assert answer is not None
+            if answer.still_running:
+                elapsed = self._loop.time() - asked
+                if elapsed < wait_ms / 1000 * C.LONG_POLL_MIN_FRACTION:
+                    await asyncio.sleep(policy.poll_delay(fast_answers))
+                    fast_answers += 1
+                else:
+                    fast_answers = 0
+                continue
+            if answer.error is not None:
+                details = answer.error.details
+                status = "canceled" if details == "canceled" else "failed"
+                raise _errors.TaskRunError(
+                    f"Subtask {name!r} ({run_id}) {status}: {details}",
+                    task_run_id=run_id,
+                    details=details,
+                    stack_trace=answer.error.stack_trace,
+                    status=status,
+                )
+            if answer.complete is not None:
+                value = _wire.decode_json_value(
+                    answer.complete.output, what=f"result of subtask {name!r}"
+                )
+                # Render's encoding wraps a non-list result as [result].
+                if isinstance(value, list) and len(value) == 1:
+                    return value[0]
+                return value
+            raise _errors.TaskRunError(
+                f"Subtask {name!r} ({run_id}) ended without a result or an error "
+                "(the server reports neither; it was probably canceled)",
+                task_run_id=run_id,
+                status="canceled",
+            )
