@@ -41,6 +41,8 @@ RETRYABLE_STATUSES: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: Event-stream reconnection: backoff per consecutive failure, and the cap.
 SSE_RECONNECT_INITIAL_DELAY: Final = 0.25
 SSE_RECONNECT_MAX_DELAY: Final = 16.0
+#: A stream that stayed open this long resets the reconnect backoff when it drops.
+SSE_STABLE_CONNECTION: Final = 10.0
 #: Consecutive failed (re)connections before waiting gives up with the last error.
 SSE_MAX_RECONNECTS: Final = 8
 
@@ -64,3 +66,6 @@ SSE_EVENT_NAMES: Final = frozenset(
 
 #: Page size ``iter_task_runs`` asks for when the caller did not choose one.
 DEFAULT_PAGE_SIZE: Final = 100
+
+#: How often ``render-workflows logs --follow`` asks for new output.
+LOG_POLL_INTERVAL: Final = 0.5

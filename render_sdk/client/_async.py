@@ -1,0 +1,370 @@
+"""The asynchronous client: :class:`Render`, its workflows service and task run handles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+from collections.abc import AsyncGenerator, Generator, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+from httpx_sse import EventSource
+
+from .._errors import RenderError, TaskRunError
+from ..models import ListLogsResponse, Task, TaskRun, TaskRunDetails
+from . import _constants as C
+from . import _protocol as P
+from ._core import (
+    AsyncHTTP,
+    ClientConfig,
+    error_from_response,
+    map_transport_errors,
+    resolve_config,
+)
+
+if TYPE_CHECKING:
+    from ..experimental import ExperimentalService
+
+__all__ = ["AwaitableTaskRun", "Render", "WorkflowsService"]
+
+
+class AwaitableTaskRun:
+    """A started task run. ``await`` it to wait for its final state.
+
+    Returned by ``await render.workflows.run_task(...)``: the run has been created.
+    Awaiting the handle waits until the run is terminal and returns its
+    :class:`~render_sdk.models.TaskRunDetails`, or raises
+    :class:`~render_sdk.client.errors.TaskRunError` when it failed or was canceled
+    (also when it had already finished). Awaiting again returns the same outcome.
+
+    Attributes:
+        task_run: The run as the server returned it when it was created.
+    """
+
+    def __init__(self, service: WorkflowsService, task_run: TaskRun) -> None:
+        self._service = service
+        self.task_run = task_run
+        self._result: TaskRunDetails | None = None
+
+    @property
+    def id(self) -> str:
+        """The task run id (``trn-...``)."""
+        return self.task_run.id
+
+    @property
+    def status(self) -> str:
+        """The status when the run was created (``"pending"``, ``"running"``, ...)."""
+        return P.status_of(self.task_run)
+
+    def __await__(self) -> Generator[Any, None, TaskRunDetails]:
+        return self.wait().__await__()
+
+    async def wait(self, *, timeout: float | None = None) -> TaskRunDetails:
+        """Wait for the run's final state.
+
+        Args:
+            timeout: Give up after this many seconds (None waits as long as it takes).
+
+        Returns:
+            The details of the completed run (``.results`` holds its results).
+
+        Raises:
+            TaskRunError: The run failed or was canceled.
+            TimeoutError: ``timeout`` passed first.
+        """
+        if self._result is None:
+            if P.is_terminal(self.task_run):
+                details = await self._service.get_task_run(self.id)
+            else:
+                details = await self._service._wait(self.id, timeout)
+            self._result = details
+        error = P.outcome_error(self._result)
+        if error is not None:
+            raise error
+        return self._result
+
+    def __repr__(self) -> str:
+        return f"AwaitableTaskRun(id={self.id!r}, status={self.status!r})"
+
+
+class WorkflowsService:
+    """Run, watch, cancel and list task runs (``render.workflows``)."""
+
+    def __init__(self, http: AsyncHTTP) -> None:
+        self._http = http
+
+    async def run_task(self, task: str, input: Any) -> AwaitableTaskRun:
+        """Start a task run.
+
+        Args:
+            task: The task slug (``"my-workflow/my-task"``, optionally ``:version``) or id.
+            input: A list of positional arguments, or a dict of keyword arguments.
+
+        Returns:
+            A handle with ``.id`` and ``.status``; ``await`` it for the result.
+
+        Raises:
+            WireFormatError: ``input`` cannot be sent as JSON.
+            ClientError: The server refused (unknown task: status 404).
+        """
+        body = P.run_task_body(task, input)
+        response = await self._http.request(
+            "POST", P.PATH_TASK_RUNS, operation=P.OP_RUN, content=body
+        )
+        return AwaitableTaskRun(self, P.parse_task_run(response.content))
+
+    async def get_task_run(self, task_run_id: str) -> TaskRunDetails:
+        """Fetch a task run with its input, results and error.
+
+        Raises:
+            ClientError: No such run (status 404).
+        """
+        response = await self._http.request("GET", P.run_path(task_run_id), operation=P.OP_GET)
+        return P.parse_details(response.content)
+
+    async def cancel_task_run(self, task_run_id: str) -> None:
+        """Cancel a pending or running task run (and its subtasks).
+
+        Raises:
+            ClientError: No such run.
+            ServerError / ClientError: The run is no longer active.
+        """
+        await self._http.request("DELETE", P.run_path(task_run_id), operation=P.OP_CANCEL)
+
+    async def list_task_runs(self, params: P.ListTaskRunsParams | None = None) -> P.TaskRunList:
+        """One page of task runs, newest or oldest first as the server orders them.
+
+        Returns:
+            A list of :class:`~render_sdk.models.TaskRun` with ``.next_cursor``.
+        """
+        response = await self._http.request(
+            "GET", P.PATH_TASK_RUNS, operation=P.OP_LIST, params=P.list_params(params)
+        )
+        return P.parse_task_run_list(response.content, limit=params.limit if params else None)
+
+    async def iter_task_runs(
+        self, params: P.ListTaskRunsParams | None = None
+    ) -> AsyncGenerator[TaskRun, None]:
+        """Every task run matching ``params``, fetching page after page."""
+        current = P.first_page(params)
+        seen: set[str] = set()
+        while True:
+            page = await self.list_task_runs(current)
+            fresh = [run for run in page if run.id not in seen]
+            for run in fresh:
+                seen.add(run.id)
+                yield run
+            following = P.next_page(current, page, fresh=bool(fresh))
+            if following is None:
+                return
+            current = following
+
+    async def task_run_events(
+        self, task_run_ids: Iterable[str], *, timeout: float | None = None
+    ) -> AsyncGenerator[TaskRunDetails, None]:
+        """Stream the events of some task runs until all of them are terminal.
+
+        Yields every event for the requested runs (``.id``, ``.status``, ``.error``,
+        ``.results``), the final ones included; the stream is re-opened with
+        ``Last-Event-ID`` when it drops, and a run that finished before the
+        subscription is reported from a read made right after subscribing.
+
+        Args:
+            task_run_ids: The runs to watch.
+            timeout: Stop with :class:`TimeoutError` after this many seconds.
+        """
+        state = P.EventStream(ids=P.check_ids(task_run_ids), deadline=P.deadline_after(timeout))
+        async with contextlib.aclosing(self._stream(state)) as events:
+            while True:
+                try:
+                    if state.deadline is None:
+                        details = await events.__anext__()
+                    else:
+                        details = await asyncio.wait_for(events.__anext__(), state.remaining())
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError as exc:
+                    raise P.timeout_error(state) from exc
+                yield details
+
+    async def wait_for_task_run(
+        self, task_run_id: str, *, timeout: float | None = None
+    ) -> TaskRunDetails:
+        """Wait until a run is terminal; return its details or raise its error.
+
+        Raises:
+            TaskRunError: The run failed or was canceled.
+            TimeoutError: ``timeout`` passed first.
+        """
+        details = await self._wait(task_run_id, timeout)
+        error = P.outcome_error(details)
+        if error is not None:
+            raise error
+        return details
+
+    async def list_tasks(self) -> list[Task]:
+        """The registered tasks."""
+        response = await self._http.request("GET", P.PATH_TASKS, operation=P.OP_LIST_TASKS)
+        return P.parse_task_list(response.content)
+
+    async def _logs(self, task_run_id: str) -> ListLogsResponse:
+        response = await self._http.request(
+            "GET", P.PATH_LOGS, operation=P.OP_LOGS, params=P.logs_params(task_run_id)
+        )
+        return P.parse_logs(response.content)
+
+    async def _wait(self, task_run_id: str, timeout: float | None) -> TaskRunDetails:
+        P.run_path(task_run_id)
+        state = P.EventStream(
+            ids=[task_run_id], deadline=P.deadline_after(timeout), all_events=False
+        )
+        if state.deadline is None:
+            return await self._first_final(state)
+        # The deadline also bounds the waits the stream's read timeout cannot see
+        # (reconnect sleeps, a stream that trickles pings).
+        try:
+            return await asyncio.wait_for(self._first_final(state), state.remaining())
+        except asyncio.TimeoutError as exc:
+            raise P.timeout_error(state) from exc
+
+    async def _first_final(self, state: P.EventStream) -> TaskRunDetails:
+        async with contextlib.aclosing(self._stream(state)) as events:
+            async for details in events:
+                return details
+        raise RenderError(f"{P.OP_EVENTS} ended before task run {state.ids[0]} finished")
+
+    async def _stream(self, state: P.EventStream) -> AsyncGenerator[TaskRunDetails, None]:
+        while not state.finished:
+            try:
+                async with contextlib.aclosing(self._connect_once(state)) as events:
+                    async for details in events:
+                        yield details
+                if state.finished:
+                    return
+                error: RenderError = P.stream_ended_error()
+            except TaskRunError:
+                raise
+            except RenderError as exc:
+                error = exc
+            await self._http.sleep(state.on_failure(error))
+
+    async def _connect_once(self, state: P.EventStream) -> AsyncGenerator[TaskRunDetails, None]:
+        config = self._http.config
+        headers = {**config.headers, **state.headers()}
+        timeout = state.timeout(config.timeout)
+        with map_transport_errors(P.OP_EVENTS):
+            async with self._http.client().stream(
+                "GET",
+                config.url(P.PATH_EVENTS),
+                params=state.params(),
+                headers=headers,
+                timeout=timeout,
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise error_from_response(response, P.OP_EVENTS)
+                if not P.is_event_stream(response.headers):
+                    raise P.content_type_error(response)
+                state.on_connected()
+                for run_id in state.pending:
+                    details = state.on_snapshot(await self.get_task_run(run_id))
+                    if details is not None:
+                        yield details
+                if state.finished:
+                    return
+                async for sse in EventSource(response).aiter_sse():
+                    details = state.on_sse(sse.event, sse.data, sse.id, sse.retry)
+                    if details is not None:
+                        yield details
+                        if state.finished:
+                            return
+
+
+class Render:
+    """The asynchronous Render client.
+
+    Example::
+
+        async with Render() as render:
+            run = await render.workflows.run_task("my-workflow/my-task", [3, 4])
+            details = await run
+            print(details.results)
+
+    Args:
+        token: API key; defaults to ``RENDER_API_KEY``. Optional against a local task
+            server (``RENDER_USE_LOCAL_DEV`` / ``RENDER_LOCAL_DEV_URL``, or a loopback
+            ``base_url``).
+        base_url: Render's API (default) or a task server; ``/v1`` is appended. Without
+            an explicit value, ``RENDER_LOCAL_DEV_URL`` / ``RENDER_USE_LOCAL_DEV`` choose
+            the local server.
+        owner_id: Default workspace id for object storage (``RENDER_WORKSPACE_ID``).
+        region: Default region for object storage (``RENDER_REGION``).
+        timeout: Per-request timeout in seconds, or an ``httpx.Timeout``.
+        max_retries: Retries of idempotent requests after transient failures.
+        http_client: An ``httpx.AsyncClient`` to use instead of the client's own pool
+            (for example with a ``MockTransport`` in tests); it is not closed by us.
+
+    Raises:
+        ConfigurationError: No token against Render's API.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        base_url: str = C.DEFAULT_BASE_URL,
+        owner_id: str | None = None,
+        region: str | None = None,
+        timeout: float | httpx.Timeout | None = C.DEFAULT_TIMEOUT,
+        max_retries: int = C.DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        config = resolve_config(
+            token=token,
+            base_url=base_url,
+            owner_id=owner_id,
+            region=region,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self._http = AsyncHTTP(config, http_client=http_client)
+        self._workflows = WorkflowsService(self._http)
+        self._experimental: ExperimentalService | None = None
+
+    @property
+    def config(self) -> ClientConfig:
+        """The resolved configuration (base URL, token, owner id, region, ...)."""
+        return self._http.config
+
+    @property
+    def workflows(self) -> WorkflowsService:
+        """Run, watch, cancel and list task runs."""
+        return self._workflows
+
+    @property
+    def experimental(self) -> ExperimentalService:
+        """Experimental APIs (``render.experimental.storage.objects``), loaded on first use."""
+        if self._experimental is None:
+            module = importlib.import_module("render_sdk.experimental")
+            self._experimental = cast("ExperimentalService", module.ExperimentalService(self._http))
+        return self._experimental
+
+    async def aclose(self) -> None:
+        """Close the connection pool (a later call opens a new one). Safe to call twice."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Render:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"Render(base_url={self.config.base_url!r})"
