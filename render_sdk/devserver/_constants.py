@@ -1,0 +1,64 @@
+"""Defaults of the local task server, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: The REST API's default port (the Render CLI's `workflows dev` uses the same).
+DEFAULT_PORT: Final = 8120
+#: Loopback only unless --host says otherwise.
+DEFAULT_HOST: Final = "127.0.0.1"
+#: Where the SQLite database (and object storage) live, relative to the cwd.
+DEFAULT_STATE_DIR: Final = ".render"
+#: The env file read when --env-file is not given (silently skipped when missing).
+DEFAULT_ENV_FILE: Final = ".env"
+#: The database file inside the state dir.
+DB_FILENAME: Final = "devserver.sqlite3"
+#: The file inside the state dir a running server holds locked (it contains its pid).
+LOCK_FILENAME: Final = "devserver.lock"
+#: The file inside the state dir naming the running server's socket dir.
+SOCKETS_FILENAME: Final = "devserver.sockets"
+#: The file inside the state dir holding the object-storage URL signing secret.
+SECRET_FILENAME: Final = "devserver.secret"
+
+#: Largest accepted REST request body (POST /v1/task-runs and friends); larger is a 413.
+MAX_BODY_BYTES: Final = 10 * 1024 * 1024
+#: Largest accepted task-socket request body (callback outputs, subtask inputs).
+MAX_SOCKET_BODY_BYTES: Final = 64 * 1024 * 1024
+
+#: How long a command may take to POST /register-tasks before registration fails.
+REGISTRATION_TIMEOUT_S: Final = 30.0
+#: How often the app's source files are polled for changes (hot reload).
+RELOAD_POLL_S: Final = 1.0
+#: At most this many source files are watched (a huge tree is not polled file by file).
+RELOAD_MAX_FILES: Final = 2000
+
+#: get-subtask-result long polls are capped at this many milliseconds.
+MAX_WAIT_MS: Final = 10_000
+
+#: SSE: the reconnect delay announced by the first write.
+SSE_RETRY_MS: Final = 2000
+#: SSE: comment heartbeat interval.
+SSE_PING_S: Final = 25.0
+#: SSE: events buffered per subscriber before a slow subscriber is dropped.
+SSE_QUEUE_SIZE: Final = 1024
+#: SSE: recent events kept for Last-Event-ID replay.
+SSE_HISTORY: Final = 4096
+
+#: The CLI's default retry factor when a registration omits it (Render's default).
+DEFAULT_RETRY_FACTOR: Final = 2.0
+
+#: GET /v1/task-runs page size when no limit is given, and the largest allowed.
+DEFAULT_PAGE_LIMIT: Final = 20
+MAX_PAGE_LIMIT: Final = 100
+#: GET /v1/logs page size when no limit is given, and the largest allowed.
+DEFAULT_LOG_LIMIT: Final = 1000
+MAX_LOG_LIMIT: Final = 10_000
+
+#: Status lines cut the printed output after this many characters.
+STATUS_OUTPUT_MAX: Final = 500
+#: Logs are committed in batches at most this far apart (seconds).
+LOG_FLUSH_S: Final = 0.05
+
+#: The line LocalServer (and scripts) parse to learn the bound URL.
+LISTENING_PREFIX: Final = "Listening on "

@@ -1,0 +1,747 @@
+"""Run lifecycle: registration, one process per attempt, retries, timeouts, cancel, subtasks.
+
+Everything here runs on the server's event loop. The decisions (state transitions,
+retry delays, status lines) come from :mod:`._protocol`; this module wires them to the
+launcher, the task sockets, the store and the event hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import itertools
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from .. import _wire
+from .._errors import WireFormatError
+from ..models import (
+    CallbackRequest,
+    GetInputResponse,
+    GetSubtaskResultRequest,
+    GetSubtaskResultResponse,
+    RegisterTasksRequest,
+    RunSubtaskRequest,
+    RunSubtaskResponse,
+    TaskComplete,
+    TaskError,
+)
+from ._constants import (
+    LOG_FLUSH_S,
+    MAX_WAIT_MS,
+    REGISTRATION_TIMEOUT_S,
+    SSE_HISTORY,
+    SSE_QUEUE_SIZE,
+)
+from ._protocol import (
+    RetryPolicy,
+    RunEvent,
+    RunStatus,
+    StatusLine,
+    new_run_id,
+    resolve_slug,
+    retry_delay_ms,
+    sse_event_name,
+    sse_frame,
+    transition,
+)
+from ._socket import TaskSocketServer, error_body
+from ._store import RunRecord, Store, TaskRecord, utcnow
+from ._views import task_run_details
+
+if TYPE_CHECKING:
+    from ._launcher import LaunchedProcess, Launcher
+
+_SOCKET_OK: Final = b""
+
+
+class OrchestratorError(Exception):
+    """A request the orchestrator refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RegistrationError(Exception):
+    """The command did not register its tasks (exited, timed out, or could not start)."""
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One SSE stream's bounded queue of frames."""
+
+    run_ids: frozenset[str]
+    queue: deque[bytes] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: bool = False
+
+
+class EventHub:
+    """Fans run events out to SSE subscribers without ever blocking the publisher.
+
+    Each subscriber has its own bounded queue; one that falls too far behind is dropped
+    (its stream ends and the client reconnects) instead of stalling everyone else.
+    """
+
+    def __init__(self, *, queue_size: int = SSE_QUEUE_SIZE, history: int = SSE_HISTORY) -> None:
+        self._subs: dict[str, set[Subscriber]] = {}
+        self._queue_size = queue_size
+        self._history: deque[tuple[int, str, bytes]] = deque(maxlen=history)
+        # Seeded from the clock so that ids keep growing across restarts: a client that
+        # resumes with an older server's Last-Event-ID then gets the newer events.
+        self._ids = itertools.count(int(time.time() * 1000))
+        #: The id of each run's terminal event, reused when it is replayed on subscribe.
+        self.terminal_ids: dict[str, int] = {}
+
+    @property
+    def subscriber_count(self) -> int:
+        """Live subscribers (for tests of disconnect handling)."""
+        return len({s for subs in self._subs.values() for s in subs})
+
+    def subscribe(self, run_ids: Iterable[str]) -> Subscriber:
+        """Register a subscriber for ``run_ids``."""
+        sub = Subscriber(run_ids=frozenset(run_ids))
+        for run_id in sub.run_ids:
+            self._subs.setdefault(run_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Forget a subscriber (idempotent)."""
+        for run_id in sub.run_ids:
+            subs = self._subs.get(run_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[run_id]
+
+    def next_id(self) -> int:
+        """A fresh event id."""
+        return next(self._ids)
+
+    def replay_after(self, last_id: int, run_ids: frozenset[str]) -> list[tuple[str, bytes]]:
+        """``(run id, frame)`` of events above ``last_id`` for ``run_ids`` still in the history."""
+        return [(rid, f) for i, rid, f in self._history if i > last_id and rid in run_ids]
+
+    def publish(
+        self, run_id: str, frame_for: Callable[[int], bytes], *, terminal: bool = False
+    ) -> None:
+        """Queue an event for every subscriber of ``run_id``."""
+        event_id = self.next_id()
+        if terminal:
+            self.terminal_ids[run_id] = event_id
+        frame = frame_for(event_id)
+        self._history.append((event_id, run_id, frame))
+        for sub in list(self._subs.get(run_id, ())):
+            if len(sub.queue) >= self._queue_size:
+                sub.dropped = True
+                self.unsubscribe(sub)
+            else:
+                sub.queue.append(frame)
+            sub.wakeup.set()
+
+
+# --------------------------------------------------------------------------- attempts
+
+
+@dataclass(eq=False)
+class _Attempt:
+    """A live attempt: its process, socket and outcome signals."""
+
+    run: RunRecord
+    number: int
+    callback: asyncio.Future[CallbackRequest]
+    canceled: asyncio.Event = field(default_factory=asyncio.Event)
+    process: LaunchedProcess | None = None
+    server: TaskSocketServer | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: RunStatus  # COMPLETED or FAILED (CANCELED handled by cancel())
+    output: bytes | None = None
+    error: str | None = None
+
+
+class Orchestrator:
+    """Owns every run's lifecycle.
+
+    Args:
+        store: The state.
+        launcher: Starts the user's command (C2's launcher).
+        socket_dir: A private directory for the per-process task sockets.
+        report: Prints one status line.
+        echo_output: Also copy every child's output to this process's stdout/stderr
+            (``--debug``).
+        registration_timeout: Seconds a command has to register its tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        launcher: Launcher,
+        socket_dir: Path,
+        report: Callable[[str], None],
+        echo_output: bool = False,
+        registration_timeout: float = REGISTRATION_TIMEOUT_S,
+    ) -> None:
+        self.store = store
+        self.launcher = launcher
+        self.socket_dir = socket_dir
+        self.hub = EventHub()
+        self._report = report
+        self._echo = echo_output
+        self._registration_timeout = registration_timeout
+        self._register_lock = asyncio.Lock()
+        self.registration_error: str | None = None
+        self._active: dict[str, _Attempt] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._socket_ids = itertools.count(1)
+        self._log_flush: asyncio.TimerHandle | None = None
+        self._partial: dict[tuple[str, str], bytes] = {}
+        self._closing = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _socket_path(self) -> Path:
+        return self.socket_dir / f"{next(self._socket_ids):x}.sock"
+
+    def task_for(self, slug: str) -> TaskRecord | None:
+        """Resolve a task id, name, ``workflow/name`` or ``workflow/name:version``."""
+        tasks = self.store.registered_tasks()
+        by_name = {t.name: t.id for t in tasks}
+        by_id = {t.id: t.name for t in tasks}
+        name = resolve_slug(slug, by_name, by_id)
+        return self.store.tasks.get(name) if name else None
+
+    def run_details(self, run: RunRecord) -> bytes:
+        """A run's TaskRunDetails as REST JSON bytes."""
+        return _wire.dumps(task_run_details(run, self.store.task_id(run.task_name)), _wire.REST)
+
+    def _publish(self, run: RunRecord) -> None:
+        name = sse_event_name(run.status)
+        data = self.run_details(run)
+        self.hub.publish(run.id, lambda i: sse_frame(i, name, data), terminal=run.status.terminal)
+        if run.status.terminal:
+            done = self._done.pop(run.id, None)
+            if done is not None:
+                done.set()
+
+    def _status(self, run: RunRecord, event: str, **extra: Any) -> None:
+        parent = self.store.runs.get(run.parent_id) if run.parent_id else None
+        end = run.completed_at or utcnow()
+        start = run.attempts[0].started_at if run.attempts else run.created_at
+        line = StatusLine(
+            event=event,
+            run_id=run.id,
+            task_name=run.task_name,
+            depth=run.depth,
+            parent_task_name=parent.task_name if parent else "",
+            input_json=run.input,
+            duration_s=(end - start).total_seconds(),
+            attempt=len(run.attempts) - 1 if run.attempts else 0,
+            **extra,
+        )
+        self._report(line.render())
+
+    def _on_output(self, run_id: str, stream: str, chunk: bytes) -> None:
+        # Chunks are cut wherever the pipe read ended; logs are lines. A partial line
+        # waits for its newline, or for the next flush tick.
+        key = (run_id, stream)
+        data = self._partial.pop(key, b"") + chunk
+        *lines, rest = data.split(b"\n")
+        for line in lines:
+            self.store.add_log(run_id, stream, line.decode("utf-8", errors="replace") + "\n")
+        if rest:
+            self._partial[key] = rest
+        if self._log_flush is None:
+            self._log_flush = asyncio.get_running_loop().call_later(LOG_FLUSH_S, self._flush_logs)
+        if self._echo:
+            target = sys.stderr if stream == "stderr" else sys.stdout
+            target.write(chunk.decode("utf-8", errors="replace"))
+            target.flush()
+
+    def _flush_logs(self) -> None:
+        self._log_flush = None
+        partial, self._partial = self._partial, {}
+        for (run_id, stream), rest in partial.items():
+            self.store.add_log(run_id, stream, rest.decode("utf-8", errors="replace"))
+        self.store.flush_logs()
+
+    # ------------------------------------------------------------------ registration
+
+    async def register(self) -> list[TaskRecord]:
+        """Run the command in register mode and replace the task set with what it sends.
+
+        Raises:
+            RegistrationError: It exited, timed out or could not start (message says which).
+        """
+        async with self._register_lock:
+            try:
+                tasks = await self._register_once()
+            except RegistrationError as exc:
+                self.registration_error = str(exc)
+                raise
+            self.registration_error = None
+            return tasks
+
+    async def _register_once(self) -> list[TaskRecord]:
+        loop = asyncio.get_running_loop()
+        got: asyncio.Future[RegisterTasksRequest] = loop.create_future()
+
+        async def handle(method: str, path: str, body: bytes) -> tuple[int, bytes]:
+            if method == "GET" and path == "/input":
+                return 200, _wire.dumps(GetInputResponse(task_name="", input=b""), _wire.SOCKET)
+            if method == "POST" and path == "/register-tasks":
+                if got.done():
+                    return 409, error_body("tasks were already registered by this process")
+                try:
+                    req = _wire.loads(RegisterTasksRequest, body, _wire.SOCKET)
+                except WireFormatError as exc:
+                    return 400, error_body(f"invalid register-tasks body: {exc}")
+                got.set_result(req)
+                return 200, _SOCKET_OK
+            if path in ("/callback", "/run-subtask", "/get-subtask-result"):
+                return 409, error_body(f"{path} is not available in register mode")
+            return 404, error_body(f"no route {method} {path}")
+
+        server = TaskSocketServer(self._socket_path(), handle)
+        await server.start()
+        proc: LaunchedProcess | None = None
+        try:
+            try:
+                proc = await self.launcher.start(
+                    mode="register",
+                    socket_path=str(server.path),
+                    on_output=lambda s, c: self._on_output("", s, c),
+                )
+            except Exception as exc:
+                raise RegistrationError(f"failed to start the command: {exc}") from exc
+            exited = loop.create_task(proc.wait())
+            try:
+                waiting: set[asyncio.Future[Any]] = {got, exited}
+                done, _ = await asyncio.wait(
+                    waiting,
+                    timeout=self._registration_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                if not exited.done():
+                    exited.cancel()
+            if got.done():
+                req = got.result()
+            elif exited in done and not exited.cancelled():
+                code = exited.result()
+                detail = (
+                    f": exit status {code}"
+                    if code > 0
+                    else (f": killed by signal {-code}" if code < 0 else "")
+                )
+                raise RegistrationError(
+                    f"start command exited before registering tasks{detail}"
+                    " (its output is in GET /v1/logs; run with --debug to see it here)"
+                )
+            else:
+                raise RegistrationError(
+                    f"the command did not register its tasks within "
+                    f"{self._registration_timeout:g}s (does it call app.start() or run "
+                    "`render-workflows module:app`?)"
+                )
+        finally:
+            if proc is not None:
+                proc.kill()
+            await server.close()
+        defs: dict[str, tuple[str, RetryPolicy, int | None]] = {}
+        for t in req.tasks:
+            if not t.name:
+                continue
+            retry = t.options.retry if t.options is not None else None
+            policy = (
+                RetryPolicy.from_wire(retry.max_retries, retry.wait_duration_ms, retry.factor)
+                if retry is not None
+                else RetryPolicy()
+            )
+            timeout = t.options.timeout_seconds if t.options is not None else None
+            defs[t.name] = (t.name, policy, timeout if timeout and timeout > 0 else None)
+        return self.store.set_tasks(list(defs.values()))
+
+    # ------------------------------------------------------------------ runs
+
+    def submit(
+        self,
+        task: TaskRecord,
+        input_json: bytes,
+        *,
+        parent: RunRecord | None = None,
+        idempotency_key: str | None = None,
+        idempotency_created_at: str | None = None,
+    ) -> RunRecord:
+        """Accept a run: record it (pending) and launch its first attempt."""
+        run = self.store.create_run(
+            run_id=new_run_id(),
+            task_name=task.name,
+            input_json=input_json,
+            parent=parent,
+            idempotency_key=idempotency_key,
+            idempotency_created_at=idempotency_created_at,
+        )
+        self._status(run, "enqueued")
+        self._publish(run)
+        self._spawn(self._attempt(run))
+        return run
+
+    async def _attempt(self, run: RunRecord) -> None:
+        try:
+            await self._attempt_inner(run)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A bug here must not leave the run "running" forever.
+            traceback.print_exc(file=sys.stderr)
+            if run.status == RunStatus.RUNNING:
+                self._fail(run, f"internal error of the local server: {type(exc).__name__}: {exc}")
+
+    async def _attempt_inner(self, run: RunRecord) -> None:
+        if run.status != RunStatus.PENDING or self._closing:
+            return
+        transition(run.status, RunEvent.START_ATTEMPT)
+        attempt_rec = self.store.start_attempt(run)
+        loop = asyncio.get_running_loop()
+        att = _Attempt(run=run, number=attempt_rec.attempt, callback=loop.create_future())
+        self._active[run.id] = att
+        self._publish(run)
+        self._status(run, "running")
+        task = self.store.tasks.get(run.task_name)
+        timeout = task.timeout_seconds if task is not None else None
+        outcome: _Outcome | None = None
+        exited: asyncio.Task[int] | None = None
+        try:
+            try:
+                att.server = TaskSocketServer(self._socket_path(), self._run_handler(att))
+                await att.server.start()
+                att.process = await self.launcher.start(
+                    mode="run",
+                    socket_path=str(att.server.path),
+                    on_output=lambda s, c: self._on_output(run.id, s, c),
+                )
+            except Exception as exc:
+                outcome = _Outcome(RunStatus.FAILED, error=f"failed to start task: {exc}")
+            else:
+                exited = loop.create_task(att.process.wait())
+                canceled = loop.create_task(att.canceled.wait())
+                signals: set[asyncio.Future[Any]] = {att.callback, exited, canceled}
+                try:
+                    done, _ = await asyncio.wait(
+                        signals,
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    canceled.cancel()
+                outcome = self._decide(att, exited, done, timeout)
+            finally:
+                self._active.pop(run.id, None)
+                if att.process is not None:
+                    att.process.kill()
+            # Record the outcome before reaping, so that clients hear of it at once.
+            if outcome is not None and self.store.runs[run.id].status == RunStatus.RUNNING:
+                self._finish(run, outcome)
+        finally:
+            # Also on shutdown (CancelledError): the run stays as it is and is recovered
+            # at the next start; the process and its socket go now.
+            if exited is not None and not exited.done():
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(exited), 5.0)
+                if not exited.done():
+                    exited.cancel()
+            if att.server is not None:
+                await att.server.close()
+
+    def _decide(
+        self,
+        att: _Attempt,
+        exited: asyncio.Task[int],
+        done: set[asyncio.Future[Any]],
+        timeout: float | None,
+    ) -> _Outcome | None:
+        if att.canceled.is_set():
+            return None
+        if att.callback.done():
+            cb = att.callback.result()
+            if cb.complete is not None:
+                return _Outcome(RunStatus.COMPLETED, output=cb.complete.output or b"")
+            if cb.error is not None:
+                return _Outcome(RunStatus.FAILED, error=cb.error.details or "task failed")
+            return _Outcome(
+                RunStatus.FAILED, error="callback carried neither `complete` nor `error`"
+            )
+        if exited in done:
+            code = exited.result()
+            detail = ""
+            if code > 0:
+                detail = f": exit status {code}"
+            elif code < 0:
+                detail = f": killed by signal {-code}"
+            return _Outcome(
+                RunStatus.FAILED, error=f"start command exited before completing the task{detail}"
+            )
+        return _Outcome(RunStatus.FAILED, error=f"task timed out after {timeout:g} seconds")
+
+    def _finish(self, run: RunRecord, outcome: _Outcome) -> None:
+        if outcome.status == RunStatus.COMPLETED:
+            self.store.finish_attempt(
+                run,
+                attempt_status=RunStatus.COMPLETED,
+                run_status=transition(run.status, RunEvent.COMPLETE),
+                output=outcome.output,
+            )
+            self._publish(run)
+            self._status(run, "completed", output_json=run.output)
+            return
+        self._fail(run, outcome.error or "task failed")
+
+    def _fail(self, run: RunRecord, error: str) -> None:
+        task = self.store.tasks.get(run.task_name)
+        policy = task.retry if task is not None else RetryPolicy()
+        delay = retry_delay_ms(policy, len(run.attempts))
+        if delay is None or self._closing:
+            self.store.finish_attempt(
+                run,
+                attempt_status=RunStatus.FAILED,
+                run_status=transition(run.status, RunEvent.FAIL_FINAL),
+                error=error,
+            )
+            self._publish(run)
+            self._status(run, "failed", error=error)
+            return
+        next_at = utcnow() + _dt.timedelta(milliseconds=delay)
+        self.store.finish_attempt(
+            run,
+            attempt_status=RunStatus.FAILED,
+            run_status=transition(run.status, RunEvent.FAIL_RETRY),
+            error=error,
+            next_attempt_at=next_at,
+        )
+        self._publish(run)
+        self._status(run, "retrying", error=error, retry_in_ms=delay)
+        self._schedule(run, delay / 1000)
+
+    def _schedule(self, run: RunRecord, delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(run.id, None)
+            self._spawn(self._attempt(run))
+
+        self._timers[run.id] = loop.call_later(max(0.0, delay_s), fire)
+
+    # ------------------------------------------------------------------ cancel
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run and every unfinished descendant.
+
+        Raises:
+            OrchestratorError: 404 for an unknown run, 409 for a finished one.
+        """
+        run = self.store.runs.get(run_id)
+        if run is None:
+            raise OrchestratorError(404, f"task run not found: {run_id}")
+        if run.status.terminal:
+            raise OrchestratorError(
+                409, f"task run {run_id} is already {run.status.value} and cannot be canceled"
+            )
+        for target in [run, *self.store.descendants(run_id)]:
+            if not target.status.terminal:
+                self._cancel_one(target)
+        return run
+
+    def _cancel_one(self, run: RunRecord) -> None:
+        transition(run.status, RunEvent.CANCEL)
+        timer = self._timers.pop(run.id, None)
+        if timer is not None:
+            timer.cancel()
+        att = self._active.get(run.id)
+        if att is not None:
+            att.canceled.set()
+            if att.process is not None:
+                att.process.kill()
+        self.store.cancel(run)
+        self._publish(run)
+        self._status(run, "canceled")
+
+    # ------------------------------------------------------------------ task socket
+
+    def _run_handler(self, att: _Attempt) -> Callable[[str, str, bytes], Any]:
+        async def handle(method: str, path: str, body: bytes) -> tuple[int, bytes]:
+            if method == "GET" and path == "/input":
+                return 200, _wire.dumps(
+                    GetInputResponse(task_name=att.run.task_name, input=att.run.input),
+                    _wire.SOCKET,
+                )
+            if method != "POST":
+                return 404, error_body(f"no route {method} {path}")
+            if path == "/callback":
+                return self._on_callback(att, body)
+            if path == "/run-subtask":
+                return self._on_run_subtask(att, body)
+            if path == "/get-subtask-result":
+                return await self._on_get_subtask_result(att, body)
+            if path == "/register-tasks":
+                return 409, error_body("/register-tasks is only available in register mode")
+            return 404, error_body(f"no route {method} {path}")
+
+        return handle
+
+    def _on_callback(self, att: _Attempt, body: bytes) -> tuple[int, bytes]:
+        try:
+            req = _wire.loads(CallbackRequest, body, _wire.SOCKET)
+        except WireFormatError as exc:
+            return 400, error_body(f"invalid callback body: {exc}")
+        if att.callback.done():
+            return 409, error_body("this attempt already sent its callback")
+        if att.canceled.is_set() or att.run.status != RunStatus.RUNNING:
+            return 409, error_body(f"task run {att.run.id} is {att.run.status.value}")
+        att.callback.set_result(req)
+        return 200, _SOCKET_OK
+
+    def _attempt_is_current(self, att: _Attempt) -> bool:
+        return (
+            att.run.status == RunStatus.RUNNING
+            and not att.canceled.is_set()
+            and self._active.get(att.run.id) is att
+        )
+
+    def _on_run_subtask(self, att: _Attempt, body: bytes) -> tuple[int, bytes]:
+        try:
+            req = _wire.loads(RunSubtaskRequest, body, _wire.SOCKET)
+        except WireFormatError as exc:
+            return 400, error_body(f"invalid run-subtask body: {exc}")
+        if not req.task_name:
+            return 400, error_body("task_name is required")
+        parent = att.run
+        if not self._attempt_is_current(att):
+            return 409, error_body(
+                f"parent task run {parent.id} is no longer active ({parent.status.value})"
+            )
+        root = self.store.runs.get(parent.root_id)
+        if root is not None and root.status.terminal:
+            return 409, error_body(f"root task run {root.id} is {root.status.value}")
+        created = _wire.format_timestamp(req.created_at) if req.created_at else ""
+        if req.idempotency_key:
+            existing = self.store.find_idempotent(parent.id, req.idempotency_key, created)
+            if existing is not None:
+                return 200, _wire.dumps(RunSubtaskResponse(task_run_id=existing.id), _wire.SOCKET)
+        task = self.store.tasks.get(req.task_name)
+        if task is None or not task.registered:
+            task = self.task_for(req.task_name)
+        if task is None:
+            return 404, error_body(f'subtask "{req.task_name}" not found')
+        input_json = req.input or b"[]"
+        try:
+            value = _wire.decode_json_value(input_json, what="input")
+        except WireFormatError as exc:
+            return 400, error_body(f"subtask input is not JSON: {exc}")
+        if not isinstance(value, list | dict):
+            return 400, error_body("subtask input must be a JSON array or object")
+        child = self.submit(
+            task,
+            input_json,
+            parent=parent,
+            idempotency_key=req.idempotency_key,
+            idempotency_created_at=created if req.idempotency_key else None,
+        )
+        return 200, _wire.dumps(RunSubtaskResponse(task_run_id=child.id), _wire.SOCKET)
+
+    async def _on_get_subtask_result(self, att: _Attempt, body: bytes) -> tuple[int, bytes]:
+        try:
+            req = _wire.loads(GetSubtaskResultRequest, body, _wire.SOCKET)
+        except WireFormatError as exc:
+            return 400, error_body(f"invalid get-subtask-result body: {exc}")
+        child = self.store.runs.get(req.task_run_id)
+        if child is None or child.parent_id != att.run.id:
+            return 404, error_body(f"subtask run not found: {req.task_run_id}")
+        wait_ms = min(max(0, req.wait_ms or 0), MAX_WAIT_MS)
+        if not child.status.terminal and wait_ms:
+            done = self._done.setdefault(child.id, asyncio.Event())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), wait_ms / 1000)
+        return 200, _wire.dumps(subtask_result(child), _wire.SOCKET)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def recover(self) -> int:
+        """Resume runs a previous server left unfinished; returns how many.
+
+        A run that was running lost its process with that server: its attempt fails with
+        "server restarted" and the retry policy decides what follows. Pending runs are
+        launched when their retry wait (if any) ends.
+        """
+        count = 0
+        now = utcnow()
+        for run in self.store.unfinished_runs():
+            count += 1
+            if run.status == RunStatus.RUNNING:
+                self._fail(run, "server restarted while the attempt was running")
+            else:
+                at = run.next_attempt_at
+                delay = (at - now).total_seconds() if at is not None else 0.0
+                self._schedule(run, delay)
+        return count
+
+    async def aclose(self) -> None:
+        """Stop everything; unfinished runs stay recorded as they are."""
+        self._closing = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for att in list(self._active.values()):
+            if att.process is not None:
+                att.process.kill()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._log_flush is not None:
+            self._log_flush.cancel()
+        self._flush_logs()
+
+
+def subtask_result(child: RunRecord) -> GetSubtaskResultResponse:
+    """The get-subtask-result answer for a child run's current state.
+
+    Failed attempts that will be retried keep the child pending, so they read as
+    still running; a canceled child answers with the error "canceled".
+    """
+    if child.status == RunStatus.COMPLETED:
+        return GetSubtaskResultResponse(
+            still_running=False, complete=TaskComplete(output=child.output or b"")
+        )
+    if child.status == RunStatus.FAILED:
+        return GetSubtaskResultResponse(
+            still_running=False, error=TaskError(details=child.error or "task failed")
+        )
+    if child.status == RunStatus.CANCELED:
+        return GetSubtaskResultResponse(still_running=False, error=TaskError(details="canceled"))
+    return GetSubtaskResultResponse(still_running=True)

@@ -1,0 +1,378 @@
+"""Wires store, launcher, orchestrator, API and uvicorn into one running server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import uvicorn
+
+from ._constants import (
+    DB_FILENAME,
+    LISTENING_PREFIX,
+    LOCK_FILENAME,
+    REGISTRATION_TIMEOUT_S,
+    RELOAD_MAX_FILES,
+    RELOAD_POLL_S,
+    SECRET_FILENAME,
+    SOCKETS_FILENAME,
+    SSE_PING_S,
+)
+from ._orchestrator import Orchestrator, RegistrationError
+from ._protocol import command_source
+from ._socket import make_socket_dir
+from ._store import Store, StoreError
+
+_WATCHED_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".ts", ".go")
+_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv", "env", "dist"})
+
+
+class StartupError(Exception):
+    """The server cannot start (port in use, state dir locked or unwritable)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``render-workflows dev`` was asked to do."""
+
+    command: Sequence[str]
+    cwd: Path
+    env: Mapping[str, str]
+    host: str = "127.0.0.1"
+    port: int = 8120
+    state_dir: Path = Path(".render")
+    api_key: str | None = None
+    warm: bool = True
+    debug: bool = False
+    reload: bool = True
+    registration_timeout: float = REGISTRATION_TIMEOUT_S
+    sse_ping_s: float = SSE_PING_S
+    loaded_env_files: Sequence[str] = ()
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (``localhost`` included)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
+    # TCP; without it Nagle and delayed ACKs add ~40 ms to every response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == 98 or "in use" in str(exc).lower():
+            raise StartupError(
+                f"port {port} is already in use. Stop the other process or use --port to pick "
+                "a different one (--port 0 picks a free port)"
+            ) from exc
+        raise StartupError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _lock_state_dir(state_dir: Path) -> Any:
+    """Hold an exclusive lock on the state dir for the server's lifetime.
+
+    Two servers writing one database would each believe it owns the in-flight runs
+    (and recover the other's as "server restarted"); the second one is refused.
+    """
+    path = state_dir / LOCK_FILENAME
+    handle = open(path, "a+")  # noqa: SIM115 - held open until the server exits
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory lock, run unguarded
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise StartupError(
+            f"the state dir {state_dir} is in use by another render-workflows dev "
+            f"(pid {owner}); stop it or pass a different --state-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _fresh_socket_dir(state_dir: Path) -> Path:
+    """A new private socket dir; the one a killed predecessor left behind is removed."""
+    record = state_dir / SOCKETS_FILENAME
+    with contextlib.suppress(OSError):
+        stale = Path(record.read_text().strip())
+        if stale.name.startswith("rsdk-") and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    path = make_socket_dir()
+    with contextlib.suppress(OSError):
+        record.write_text(str(path))
+    return path
+
+
+def _secret(state_dir: Path) -> bytes:
+    path = state_dir / SECRET_FILENAME
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        value = secrets.token_bytes(32)
+        path.write_text(value.hex())
+        with contextlib.suppress(OSError):
+            path.chmod(0o600)
+        return value
+
+
+class SourceWatcher:
+    """Polls the mtimes of the app's source files (hot reload without extra deps)."""
+
+    def __init__(self, root: Path, *, skip: Sequence[Path] = ()) -> None:
+        self.root = root
+        self.skip = {p.resolve() for p in skip}
+        self.snapshot = self.scan()
+
+    def scan(self) -> dict[str, float]:
+        """Source path → mtime, for at most RELOAD_MAX_FILES files."""
+        out: dict[str, float] = {}
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if not d.startswith(".")
+                and d not in _SKIPPED_DIRS
+                and Path(dirpath, d).resolve() not in self.skip
+            ]
+            for name in filenames:
+                if name.endswith(_WATCHED_SUFFIXES):
+                    path = os.path.join(dirpath, name)
+                    with contextlib.suppress(OSError):
+                        out[path] = os.stat(path).st_mtime_ns / 1e9
+                    if len(out) >= RELOAD_MAX_FILES:
+                        return out
+        return out
+
+    def changed(self) -> bool:
+        """True (once) when a file was added, removed or modified since the last call."""
+        current = self.scan()
+        if current != self.snapshot:
+            self.snapshot = current
+            return True
+        return False
+
+
+class DevServer:
+    """One ``render-workflows dev`` server: start with :meth:`run`."""
+
+    def __init__(self, config: ServerConfig, *, out: TextIO | None = None) -> None:
+        self.config = config
+        self.out = out or sys.stdout
+        self._stop = asyncio.Event()
+
+    def say(self, line: str) -> None:
+        """Print one line to the terminal and flush (LocalServer reads it from a pipe)."""
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def stop(self) -> None:
+        """Ask the server to shut down (signal handlers call this)."""
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Serve until stopped; returns the process exit code."""
+        cfg = self.config
+        state_dir = (cfg.cwd / cfg.state_dir).resolve()
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot create the state dir {state_dir}: {exc}") from exc
+        lock = _lock_state_dir(state_dir)
+        try:
+            return await self._run(state_dir)
+        finally:
+            lock.close()
+
+    async def _run(self, state_dir: Path) -> int:
+        from ._api import create_app
+        from ._launcher import make_launcher
+
+        cfg = self.config
+        try:
+            store = Store(state_dir / DB_FILENAME)
+        except StoreError as exc:
+            raise StartupError(str(exc)) from exc
+        try:
+            sock = _bind(cfg.host, cfg.port)
+        except StartupError:
+            store.close()
+            raise
+        sockets = [sock]
+        if cfg.host in ("127.0.0.1", "localhost"):
+            # Clients default to http://localhost:8120, and "localhost" may resolve to ::1
+            # first (Node does; httpx takes the first address): serve both loopbacks.
+            with contextlib.suppress(StartupError, OSError):
+                sockets.append(_bind("::1", sock.getsockname()[1]))
+        socket_dir = _fresh_socket_dir(state_dir)
+        launcher = make_launcher(cfg.command, cwd=cfg.cwd, env=dict(cfg.env), warm=cfg.warm)
+        orch = Orchestrator(
+            store=store,
+            launcher=launcher,
+            socket_dir=socket_dir,
+            report=self.say,
+            echo_output=cfg.debug,
+            registration_timeout=cfg.registration_timeout,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        server: uvicorn.Server | None = None
+        serve_task: asyncio.Task[None] | None = None
+        watch_task: asyncio.Task[None] | None = None
+        try:
+            if cfg.loaded_env_files:
+                self.say(f"Loaded environment variables from {', '.join(cfg.loaded_env_files)}")
+            # The snapshot predates registration, so an edit made meanwhile still reloads.
+            watcher = SourceWatcher(cfg.cwd, skip=[cfg.cwd / cfg.state_dir]) if cfg.reload else None
+            registering = loop.create_task(self._register(orch, announce=True))
+            stopping = loop.create_task(self._stop.wait())
+            await asyncio.wait({registering, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not registering.done():
+                # Ctrl-C while the app is still registering: stop without waiting for it.
+                registering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await registering
+                self.say("Shutting down")
+                return 0
+            registering.result()
+            recovered = orch.recover()
+            if recovered:
+                self.say(f"Recovered {recovered} unfinished run(s) from {store.path}")
+            app = create_app(
+                orch,
+                state_dir=state_dir,
+                secret=_secret(state_dir),
+                api_key=cfg.api_key,
+                ping_s=cfg.sse_ping_s,
+            )
+            server = _QuietServer(
+                uvicorn.Config(
+                    app,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                    timeout_graceful_shutdown=1,
+                    timeout_keep_alive=30,
+                )
+            )
+            serve_task = loop.create_task(server.serve(sockets=sockets))
+            while not server.started:
+                if serve_task.done():
+                    serve_task.result()
+                    raise StartupError("the HTTP server stopped during startup")
+                await asyncio.sleep(0.005)
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            url = f"http://{shown}:{port}"
+            self.say(f"{LISTENING_PREFIX}{url}")
+            self._hints(url, store)
+            if watcher is not None:
+                watch_task = loop.create_task(self._watch(orch, launcher, watcher))
+            stop_task = loop.create_task(self._stop.wait())
+            await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            if serve_task.done() and serve_task.exception() is not None:
+                raise StartupError(f"HTTP server failed: {serve_task.exception()}")
+            self.say("Shutting down")
+            return 0
+        finally:
+            if watch_task is not None:
+                watch_task.cancel()
+            if server is not None:
+                server.should_exit = True
+            await orch.aclose()
+            if serve_task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(serve_task, 3)
+            await launcher.aclose()
+            store.close()
+            for open_sock in sockets:
+                open_sock.close()
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    def _hints(self, url: str, store: Store) -> None:
+        tasks = store.registered_tasks()
+        example = tasks[0].name if tasks else "<task-name>"
+        self.say(f"Clients: RENDER_USE_LOCAL_DEV=true RENDER_LOCAL_DEV_URL={url}")
+        self.say(
+            f"Try: curl -X POST {url}/v1/task-runs -H 'Content-Type: application/json' "
+            f"""-d '{{"task": "{example}", "input": []}}'"""
+        )
+
+    async def _register(self, orch: Orchestrator, *, announce: bool) -> None:
+        source = command_source(self.config.command)
+        try:
+            tasks = await orch.register()
+        except RegistrationError as exc:
+            self.say(f"Task registration failed: {exc}")
+            hint = "it re-registers when files change" if self.config.reload else "then restart"
+            self.say(f"0 tasks found in {source} (fix the app; {hint})")
+            return
+        if not tasks:
+            self.say(f"0 tasks found in {source} (waiting for registration)")
+            return
+        prefix = "" if announce else "Reloaded: "
+        self.say(f"{prefix}{len(tasks)} task(s) found in {source}")
+        for task in sorted(tasks, key=lambda t: t.name):
+            self.say(f"  - {task.name}")
+
+    async def _watch(self, orch: Orchestrator, launcher: Any, watcher: SourceWatcher) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_POLL_S)
+            if await asyncio.to_thread(watcher.changed):
+                self.say("Source files changed; reloading")
+                await launcher.reload()
+                await self._register(orch, announce=False)
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :class:`DevServer`."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+def run_server(config: ServerConfig, *, out: TextIO | None = None) -> int:
+    """Run a server to completion (blocking); returns its exit code."""
+    server = DevServer(config, out=out)
+    try:
+        return asyncio.run(server.run())
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

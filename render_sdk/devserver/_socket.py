@@ -1,0 +1,199 @@
+"""The task socket: a small HTTP/1.1 server on one Unix socket per attempt.
+
+Each socket belongs to one process (a registration or one attempt of one run) and
+answers only that process's calls; the orchestrator supplies the handler. Requests are
+parsed here (request line, headers, Content-Length or chunked bodies, keep-alive) and
+bodies are handed over as bytes; the handler returns ``(status, body)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+from ._constants import MAX_SOCKET_BODY_BYTES
+
+Handler = Callable[[str, str, bytes], Awaitable[tuple[int, bytes]]]
+
+_REASONS: Final = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+}
+_MAX_HEADER_BYTES: Final = 64 * 1024
+#: macOS limits sun_path to 104 bytes; leave room for the file name.
+_MAX_DIR_LEN: Final = 80
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def make_socket_dir() -> Path:
+    """A private (0700) directory for the sockets, with a short path.
+
+    ``$TMPDIR`` is used when its path is short enough; otherwise ``/tmp``.
+    """
+    base = tempfile.gettempdir()
+    if len(base) > _MAX_DIR_LEN - 16 and os.path.isdir("/tmp"):
+        base = "/tmp"
+    path = Path(tempfile.mkdtemp(prefix="rsdk-", dir=base))
+    path.chmod(0o700)
+    return path
+
+
+def error_body(message: str) -> bytes:
+    """An ErrorResponse JSON body."""
+    from .. import _wire
+    from ..models import ErrorResponse
+
+    return _wire.dumps(ErrorResponse(message=message), _wire.SOCKET)
+
+
+class TaskSocketServer:
+    """One Unix socket serving one process; closed (and unlinked) by :meth:`close`."""
+
+    def __init__(self, path: Path, handler: Handler) -> None:
+        self.path = path
+        self._handler = handler
+        self._server: asyncio.AbstractServer | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Listen on the socket path."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        self.path.chmod(0o600)
+
+    async def close(self) -> None:
+        """Stop listening, drop open connections and remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._conns):
+            task.cancel()
+        for task in list(self._conns):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._conns.add(task)
+        try:
+            while True:
+                try:
+                    request = await _read_request(reader)
+                except _BadRequest as exc:
+                    await _respond(writer, exc.status, error_body(str(exc)), close=True)
+                    return
+                if request is None:
+                    return
+                method, path, body, keep_alive = request
+                try:
+                    status, payload = await self._handler(method, path, body)
+                except Exception as exc:  # a handler bug must not kill the runner's call
+                    status, payload = 500, error_body(f"internal error: {exc}")
+                await _respond(writer, status, payload, close=not keep_alive)
+                if not keep_alive:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        except asyncio.CancelledError:
+            # close() cancels open connections. This task is the connection's outermost
+            # frame; ending it normally keeps asyncio's stream callback from logging it.
+            return
+        finally:
+            if task is not None:
+                self._conns.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes, bool] | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial.strip():
+            return None
+        raise _BadRequest(400, "incomplete request head") from None
+    except asyncio.LimitOverrunError:
+        raise _BadRequest(400, "request head too large") from None
+    if len(head) > _MAX_HEADER_BYTES:
+        raise _BadRequest(400, "request head too large")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise _BadRequest(400, f"malformed request line {lines[0]!r}")
+    method, target, version = parts
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise _BadRequest(400, f"malformed header line {line!r}")
+        headers[name.strip().lower()] = value.strip()
+    connection = headers.get("connection", "").lower()
+    keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = await _read_chunked(reader)
+    else:
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise _BadRequest(400, "invalid Content-Length") from None
+        if length < 0:
+            raise _BadRequest(400, "invalid Content-Length")
+        if length > MAX_SOCKET_BODY_BYTES:
+            raise _BadRequest(413, f"body larger than {MAX_SOCKET_BODY_BYTES} bytes")
+        body = await reader.readexactly(length) if length else b""
+    path = target.split("?", 1)[0]
+    return method.upper(), path, body, keep_alive
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise _BadRequest(400, "malformed chunk size") from None
+        if size == 0:
+            # Trailers end with an empty line.
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                pass
+            return b"".join(chunks)
+        total += size
+        if total > MAX_SOCKET_BODY_BYTES:
+            raise _BadRequest(413, f"body larger than {MAX_SOCKET_BODY_BYTES} bytes")
+        chunks.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes, *, close: bool) -> None:
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
+    )
+    writer.write(head.encode("latin-1") + body)
+    await writer.drain()

@@ -1,0 +1,129 @@
+"""The SQLite store on a real file: persistence, registration, listing, logs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+from render_sdk.devserver._protocol import LogFilter, RetryPolicy, RunStatus
+from render_sdk.devserver._store import Store
+
+
+def test_runs_attempts_and_outputs_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = Store(path)
+    store.set_tasks([("sq", RetryPolicy(2, 100, 1.5), 30)])
+    root = store.create_run(run_id="trn-root", task_name="sq", input_json=b"[3]")
+    store.start_attempt(root)
+    store.finish_attempt(
+        root,
+        attempt_status=RunStatus.FAILED,
+        run_status=RunStatus.PENDING,
+        error="first",
+        next_attempt_at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc),
+    )
+    store.start_attempt(root)
+    store.finish_attempt(
+        root, attempt_status=RunStatus.COMPLETED, run_status=RunStatus.COMPLETED, output=b"[9]"
+    )
+    child = store.create_run(
+        run_id="trn-child",
+        task_name="sq",
+        input_json=b"[1]",
+        parent=root,
+        idempotency_key="k",
+        idempotency_created_at="t",
+    )
+    store.close()
+
+    again = Store(path)
+    run = again.runs["trn-root"]
+    assert run.status == RunStatus.COMPLETED
+    assert run.output == b"[9]"
+    assert [(a.attempt, a.status, a.error) for a in run.attempts] == [
+        (0, RunStatus.FAILED, "first"),
+        (1, RunStatus.COMPLETED, None),
+    ]
+    loaded_child = again.runs["trn-child"]
+    assert loaded_child.parent_id == "trn-root"
+    assert loaded_child.root_id == "trn-root"
+    assert loaded_child.depth == 1
+    assert loaded_child.parent_attempt == 1
+    assert again.find_idempotent("trn-root", "k", "t") is loaded_child
+    assert [r.id for r in again.descendants("trn-root")] == [child.id]
+    task = again.tasks["sq"]
+    assert task.retry == RetryPolicy(2, 100, 1.5)
+    assert task.timeout_seconds == 30
+    again.close()
+
+
+def test_database_is_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.close()
+    conn = sqlite3.connect(tmp_path / "s.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_set_tasks_replaces_the_set_and_keeps_ids(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    first = {
+        t.name: t.id
+        for t in store.set_tasks([("a", RetryPolicy(), None), ("b", RetryPolicy(), None)])
+    }
+    second = {
+        t.name: t.id
+        for t in store.set_tasks([("b", RetryPolicy(), None), ("c", RetryPolicy(), None)])
+    }
+    assert set(second) == {"b", "c"}
+    assert second["b"] == first["b"]
+    assert store.task_id("a") == first["a"]  # old runs still resolve their task id
+    assert not store.tasks["a"].registered
+    store.close()
+
+
+def test_list_runs_newest_first_with_filters_and_pages(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    roots = [
+        store.create_run(run_id=f"trn-{i}", task_name="a" if i % 2 else "b", input_json=b"[]")
+        for i in range(5)
+    ]
+    store.create_run(run_id="trn-kid", task_name="a", input_json=b"[]", parent=roots[0])
+    page, more = store.list_runs(limit=2)
+    assert [r.id for r in page] == ["trn-kid", "trn-4"]
+    assert more
+    page2, _ = store.list_runs(limit=2, before_seq=page[-1].seq)
+    assert [r.id for r in page2] == ["trn-3", "trn-2"]
+    only_a, more = store.list_runs(task_names=frozenset({"a"}), limit=10)
+    assert [r.id for r in only_a] == ["trn-kid", "trn-3", "trn-1"]
+    assert not more
+    tree, _ = store.list_runs(root_ids=frozenset({"trn-0"}), limit=10)
+    assert [r.id for r in tree] == ["trn-kid", "trn-0"]
+    store.close()
+
+
+def test_logs_are_batched_ordered_and_filtered(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.add_log("r1", "stdout", "hello\n")
+    store.add_log("r2", "stderr", "oops\n")
+    store.add_log("r1", "stdout", "world\n")
+    assert store.has_pending_logs
+    logs, more = store.query_logs(LogFilter(run_ids=frozenset({"r1"})), limit=10)
+    assert [entry.message for entry in logs] == ["hello\n", "world\n"]
+    assert not more
+    assert logs[0].ts < logs[1].ts
+    texts, _ = store.query_logs(LogFilter(texts=("oops", "world")), limit=10)
+    assert [entry.message for entry in texts] == ["oops\n", "world\n"]
+    first, more = store.query_logs(LogFilter(), limit=1)
+    assert more
+    rest, _ = store.query_logs(
+        LogFilter(start=first[0].ts + dt.timedelta(microseconds=1)), limit=10
+    )
+    assert len(rest) == 2
+    backward, _ = store.query_logs(LogFilter(), limit=10, backward=True)
+    assert backward[0].message == "world\n"
+    store.close()
+    reopened = Store(tmp_path / "s.db")
+    assert len(reopened.query_logs(LogFilter(), limit=10)[0]) == 3
+    reopened.close()
