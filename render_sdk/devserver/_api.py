@@ -186,9 +186,7 @@ class Api:
             raise ApiError(404, self._task_not_found(req.task))
         # Render's API accepts an idempotencyKey (render==1.5.0 sends it); the same key
         # returns the run the first call started.
-        key = data.get("idempotencyKey")
-        if key is not None and not isinstance(key, str):
-            raise ApiError(400, "`idempotencyKey` must be a string")
+        key = req.idempotency_key
         if key:
             existing = self.store.find_idempotent("", key, "")
             if existing is not None:

@@ -197,6 +197,11 @@ class RunTaskRequest(betterproto2.Message):
     A JSON array (positional arguments) or object (keyword arguments). Wire key: "input".
     """
 
+    idempotency_key: "str | None" = betterproto2.field(3, betterproto2.TYPE_STRING, optional=True)
+    """
+    Retries of the same logical start send the same key and get the same run.
+    """
+
 
 default_message_pool.register_message("render.workflows.v1", "RunTaskRequest", RunTaskRequest)
 
