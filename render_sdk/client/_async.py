@@ -80,10 +80,7 @@ class AwaitableTaskRun:
             else:
                 details = await self._service._wait(self.id, timeout)
             self._result = details
-        error = P.outcome_error(self._result)
-        if error is not None:
-            raise error
-        return self._result
+        return P.outcome(self._result)
 
     def __repr__(self) -> str:
         return f"AwaitableTaskRun(id={self.id!r}, status={self.status!r})"
@@ -148,18 +145,10 @@ class WorkflowsService:
         self, params: P.ListTaskRunsParams | None = None
     ) -> AsyncGenerator[TaskRun, None]:
         """Every task run matching ``params``, fetching page after page."""
-        current = P.first_page(params)
-        seen: set[str] = set()
-        while True:
-            page = await self.list_task_runs(current)
-            fresh = [run for run in page if run.id not in seen]
-            for run in fresh:
-                seen.add(run.id)
+        pages = P.Pages(params)
+        while pages.params is not None:
+            for run in pages.take(await self.list_task_runs(pages.params)):
                 yield run
-            following = P.next_page(current, page, fresh=bool(fresh))
-            if following is None:
-                return
-            current = following
 
     async def task_run_events(
         self, task_run_ids: Iterable[str], *, timeout: float | None = None
@@ -198,11 +187,7 @@ class WorkflowsService:
             TaskRunError: The run failed or was canceled.
             TimeoutError: ``timeout`` passed first.
         """
-        details = await self._wait(task_run_id, timeout)
-        error = P.outcome_error(details)
-        if error is not None:
-            raise error
-        return details
+        return P.outcome(await self._wait(task_run_id, timeout))
 
     async def list_tasks(self) -> list[Task]:
         """The registered tasks."""
@@ -216,10 +201,7 @@ class WorkflowsService:
         return P.parse_logs(response.content)
 
     async def _wait(self, task_run_id: str, timeout: float | None) -> TaskRunDetails:
-        P.run_path(task_run_id)
-        state = P.EventStream(
-            ids=[task_run_id], deadline=P.deadline_after(timeout), all_events=False
-        )
+        state = P.wait_stream(task_run_id, timeout)
         if state.deadline is None:
             return await self._first_final(state)
         # The deadline also bounds the waits the stream's read timeout cannot see
@@ -233,7 +215,7 @@ class WorkflowsService:
         async with contextlib.aclosing(self._stream(state)) as events:
             async for details in events:
                 return details
-        raise RenderError(f"{P.OP_EVENTS} ended before task run {state.ids[0]} finished")
+        raise P.wait_ended_error(state)
 
     async def _stream(self, state: P.EventStream) -> AsyncGenerator[TaskRunDetails, None]:
         while not state.finished:

@@ -114,8 +114,9 @@ def _tasks_list(render: RenderSync, out: _Out) -> int:
         out.data([_wire.to_dict(task, _wire.REST) for task in tasks])
     elif not tasks:
         out.line("no tasks registered")
-    for task in [] if out.as_json else tasks:
-        out.line(f"{task.name:<32} {task.id}")
+    else:
+        for task in tasks:
+            out.line(f"{task.name:<32} {task.id}")
     return 0
 
 

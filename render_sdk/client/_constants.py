@@ -35,6 +35,8 @@ MAX_RETRY_DELAY: Final = 8.0
 RETRY_JITTER: Final = 0.25
 #: A ``Retry-After`` longer than this is not waited for; the error is raised instead.
 MAX_RETRY_AFTER: Final = 60.0
+#: Methods retried after a transient failure without the caller saying so.
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 #: HTTP statuses worth retrying for an idempotent request.
 RETRYABLE_STATUSES: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -49,20 +51,16 @@ SSE_MAX_RECONNECTS: Final = 8
 #: At most this many characters of a non-JSON error body go into the error message.
 ERROR_BODY_PREFIX: Final = 500
 
-#: Event names under which Render sends a run's state (every terminal outcome is
-#: ``task.completed``; the rest are accepted for other servers and newer versions).
-SSE_EVENT_NAMES: Final = frozenset(
-    {
-        "task.completed",
-        "task.succeeded",
-        "task.failed",
-        "task.canceled",
-        "task.pending",
-        "task.running",
-        "task.paused",
-        "message",
-    }
+#: Event names that announce a final outcome (the status in the data says which).
+#: Render names every terminal outcome ``task.completed``; the rest are accepted for
+#: other servers and newer versions.
+TERMINAL_EVENT_NAMES: Final = frozenset(
+    {"task.completed", "task.succeeded", "task.failed", "task.canceled"}
 )
+#: Event names that announce progress only.
+NON_TERMINAL_EVENT_NAMES: Final = frozenset({"task.pending", "task.running", "task.paused"})
+#: Every event name under which a run's state may arrive.
+SSE_EVENT_NAMES: Final = TERMINAL_EVENT_NAMES | NON_TERMINAL_EVENT_NAMES | {"message"}
 
 #: Page size ``iter_task_runs`` asks for when the caller did not choose one.
 DEFAULT_PAGE_SIZE: Final = 100

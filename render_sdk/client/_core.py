@@ -28,7 +28,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -52,6 +52,7 @@ __all__ = [
     "ConfigurationError",
     "QueryParams",
     "SyncHTTP",
+    "error_for_status",
     "error_from_response",
     "is_retryable_status",
     "map_transport_errors",
@@ -65,8 +66,6 @@ __all__ = [
 
 #: Query parameters as httpx takes them: repeated keys are lists.
 QueryParams = dict[str, str | int | list[str]]
-
-_IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 
 
 class ConfigurationError(RenderError, ValueError):
@@ -232,12 +231,8 @@ def query_params(data: Mapping[str, Any]) -> QueryParams:
 # --------------------------------------------------------------------------- errors
 
 
-def _body_prefix(response: httpx.Response) -> str:
-    try:
-        text = response.content.decode("utf-8", errors="replace")
-    except httpx.ResponseNotRead:
-        return "<body not read>"
-    text = text.strip()
+def _body_prefix(raw: bytes) -> str:
+    text = raw.decode("utf-8", errors="replace").strip()
     if len(text) > C.ERROR_BODY_PREFIX:
         return text[: C.ERROR_BODY_PREFIX] + f"... ({len(text)} characters)"
     return text
@@ -286,12 +281,12 @@ def error_from_response(response: httpx.Response, operation: str) -> RenderError
         try:
             data = _wire.parse_json(raw)
         except WireFormatError:
-            message = f"server returned a non-JSON response: {_body_prefix(response)}"
+            message = f"server returned a non-JSON response: {_body_prefix(raw)}"
         else:
             try:
                 err = _wire.from_dict(Error, data, _wire.REST)
             except WireFormatError:
-                message = f"server returned an unexpected error body: {_body_prefix(response)}"
+                message = f"server returned an unexpected error body: {_body_prefix(raw)}"
             else:
                 message, error_id, code = err.message, err.id, err.code
                 if not message and isinstance(data, dict):
@@ -301,13 +296,29 @@ def error_from_response(response: httpx.Response, operation: str) -> RenderError
                         message = alt
                 if not message:
                     message = (
-                        f"server returned an error body without a message: {_body_prefix(response)}"
+                        f"server returned an error body without a message: {_body_prefix(raw)}"
                     )
     if not message:
         message = response.reason_phrase or "no error details"
     text = f"{operation} failed with status {status}: {message}"
     if error_id:
         text += f" (ID: {error_id})"
+    return error_for_status(response, text, error_id=error_id, code=code)
+
+
+def error_for_status(
+    response: httpx.Response,
+    text: str,
+    *,
+    error_id: str | None = None,
+    code: str | None = None,
+) -> RenderError:
+    """The error class a failed response's status stands for, carrying ``text``.
+
+    429 is :class:`RateLimitError` (``retry_after`` from ``Retry-After``), other 4xx
+    :class:`ClientError`, everything else :class:`ServerError`; ``status_code`` is set.
+    """
+    status = response.status_code
     if status == 429:
         return RateLimitError(
             text,
@@ -373,20 +384,17 @@ def retry_delay(
     return base * (1.0 - jitter * rand())
 
 
-def _may_retry(error: RenderError, *, idempotent: bool, sent: bool) -> bool:
+def _may_retry(error: RenderError, *, idempotent: bool) -> bool:
     if isinstance(error, RateLimitError):
         # 429 means the request was refused, so even a POST was not acted upon.
         return error.retry_after is None or error.retry_after <= C.MAX_RETRY_AFTER
     if not idempotent:
-        # A POST is retried only when it provably never reached the server.
-        return not sent
+        # A POST is retried only when it provably never reached the server: the
+        # httpx exception that map_transport_errors chained says whether it connected.
+        return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
     if error.status_code is not None:
         return is_retryable_status(error.status_code)
     return isinstance(error, ServerError | TimeoutError)
-
-
-def _was_sent(exc: httpx.HTTPError) -> bool:
-    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 # --------------------------------------------------------------------------- transports
@@ -403,6 +411,24 @@ class _Plan:
     content: bytes | None
     headers: dict[str, str]
     idempotent: bool
+    max_retries: int
+
+    def failure(self, response: httpx.Response) -> tuple[RenderError, float | None]:
+        """The error a non-2xx answer stands for, and the server's ``Retry-After``."""
+        error = error_from_response(response, self.operation)
+        return error, parse_retry_after(response.headers.get("Retry-After"))
+
+    def delay_before_retry(
+        self, attempt: int, error: RenderError, retry_after: float | None
+    ) -> float:
+        """Seconds to wait before sending again after failed ``attempt`` (0-based).
+
+        Raises:
+            RenderError: ``error`` itself, when the request must not be sent again.
+        """
+        if attempt >= self.max_retries or not _may_retry(error, idempotent=self.idempotent):
+            raise error
+        return retry_delay(attempt, retry_after=retry_after)
 
 
 def _plan(
@@ -415,6 +441,7 @@ def _plan(
     content: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     idempotent: bool | None = None,
+    max_retries: int | None = None,
 ) -> _Plan:
     merged = dict(config.headers)
     if content is not None:
@@ -429,7 +456,8 @@ def _plan(
         params=params,
         content=content,
         headers=merged,
-        idempotent=method in _IDEMPOTENT_METHODS if idempotent is None else idempotent,
+        idempotent=method in C.IDEMPOTENT_METHODS if idempotent is None else idempotent,
+        max_retries=config.max_retries if max_retries is None else max_retries,
     )
 
 
@@ -516,48 +544,39 @@ class AsyncHTTP:
             content=content,
             headers=headers,
             idempotent=idempotent,
+            max_retries=max_retries,
         )
-        retries = self.config.max_retries if max_retries is None else max_retries
         attempt = 0
         while True:
-            sent = True
             retry_after: float | None = None
             try:
                 with map_transport_errors(plan.operation):
-                    try:
-                        response = await self.client().request(
-                            plan.method,
-                            plan.url,
-                            params=plan.params,
-                            content=plan.content,
-                            headers=plan.headers,
-                        )
-                    except httpx.HTTPError as exc:
-                        sent = _was_sent(exc)
-                        raise
+                    response = await self.client().request(
+                        plan.method,
+                        plan.url,
+                        params=plan.params,
+                        content=plan.content,
+                        headers=plan.headers,
+                    )
                 if response.is_success:
                     return response
-                error = error_from_response(response, plan.operation)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                error, retry_after = plan.failure(response)
             except RenderError as exc:
                 error = exc
-            if attempt >= retries or not _may_retry(error, idempotent=plan.idempotent, sent=sent):
-                raise error
-            await self.sleep(retry_delay(attempt, retry_after=retry_after))
+            await self.sleep(plan.delay_before_retry(attempt, error, retry_after))
             attempt += 1
 
     async def aclose(self) -> None:
         """Close the pool (when this object created it). Safe to call twice."""
         if not self._owned or self._client is None:
             return
-        client, closer = self._client, self._closer
+        closer = self._closer
         self._client = self._closer = None
         if self._loop is asyncio.get_running_loop() and closer is not None:
             await closer.aclose()
         else:
             # The pool's loop is gone; it was closed when that loop shut down.
             self._loop = None
-            del client
 
 
 class SyncHTTP:
@@ -609,34 +628,26 @@ class SyncHTTP:
             content=content,
             headers=headers,
             idempotent=idempotent,
+            max_retries=max_retries,
         )
-        retries = self.config.max_retries if max_retries is None else max_retries
         attempt = 0
         while True:
-            sent = True
             retry_after: float | None = None
             try:
                 with map_transport_errors(plan.operation):
-                    try:
-                        response = self.client().request(
-                            plan.method,
-                            plan.url,
-                            params=plan.params,
-                            content=plan.content,
-                            headers=plan.headers,
-                        )
-                    except httpx.HTTPError as exc:
-                        sent = _was_sent(exc)
-                        raise
+                    response = self.client().request(
+                        plan.method,
+                        plan.url,
+                        params=plan.params,
+                        content=plan.content,
+                        headers=plan.headers,
+                    )
                 if response.is_success:
                     return response
-                error = error_from_response(response, plan.operation)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                error, retry_after = plan.failure(response)
             except RenderError as exc:
                 error = exc
-            if attempt >= retries or not _may_retry(error, idempotent=plan.idempotent, sent=sent):
-                raise error
-            self.sleep(retry_delay(attempt, retry_after=retry_after))
+            self.sleep(plan.delay_before_retry(attempt, error, retry_after))
             attempt += 1
 
     def close(self) -> None:

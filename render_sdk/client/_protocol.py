@@ -56,13 +56,6 @@ PATH_EVENTS: Final = "/task-runs/events"
 PATH_TASKS: Final = "/tasks"
 PATH_LOGS: Final = "/logs"
 
-#: Event names that announce a final outcome (the status in the data says which).
-TERMINAL_EVENT_NAMES: Final = frozenset(
-    {"task.completed", "task.succeeded", "task.failed", "task.canceled"}
-)
-#: Event names that announce progress only.
-NON_TERMINAL_EVENT_NAMES: Final = frozenset({"task.pending", "task.running", "task.paused"})
-
 
 # --------------------------------------------------------------------------- requests
 
@@ -192,6 +185,13 @@ class TaskRunList(list[TaskRun]):
         self.next_cursor = next_cursor
 
 
+def _list_item(cls: type[_wire.M], item: Any, index: int) -> _wire.M:
+    try:
+        return _wire.from_dict(cls, item, _wire.REST)
+    except WireFormatError as exc:
+        raise WireFormatError(exc.message, field=f"[{index}]") from None
+
+
 def parse_task_run_list(raw: bytes, *, limit: int | None = None) -> TaskRunList:
     """A ``GET /task-runs`` body in either shape Render has used.
 
@@ -212,23 +212,36 @@ def parse_task_run_list(raw: bytes, *, limit: int | None = None) -> TaskRunList:
     last_cursor: str | None = None
     for i, item in enumerate(data):
         if isinstance(item, dict) and ("taskRun" in item or "task_run" in item):
-            try:
-                wrapped = _wire.from_dict(TaskRunWithCursor, item, _wire.REST)
-            except WireFormatError as exc:
-                raise WireFormatError(exc.message, field=f"[{i}]") from None
+            wrapped = _list_item(TaskRunWithCursor, item, i)
             if wrapped.task_run is None:
                 raise WireFormatError("taskRun is null", field=f"[{i}].taskRun")
             runs.append(wrapped.task_run)
             last_cursor = wrapped.cursor or wrapped.task_run.id
         else:
-            try:
-                run = _wire.from_dict(TaskRun, item, _wire.REST)
-            except WireFormatError as exc:
-                raise WireFormatError(exc.message, field=f"[{i}]") from None
+            run = _list_item(TaskRun, item, i)
             runs.append(run)
             last_cursor = run.id
     last_page = not runs or (limit is not None and len(runs) < limit)
     return TaskRunList(runs, None if last_page else last_cursor)
+
+
+class Pages:
+    """Where ``iter_task_runs`` is: the parameters of the next page, and the runs seen.
+
+    The shells fetch ``params`` while it is not None and yield what :meth:`take` returns.
+    """
+
+    def __init__(self, params: ListTaskRunsParams | None) -> None:
+        self.params: ListTaskRunsParams | None = first_page(params)
+        self._seen: set[str] = set()
+
+    def take(self, page: TaskRunList) -> list[TaskRun]:
+        """The runs of ``page`` not yielded before; moves ``params`` to the next page."""
+        assert self.params is not None
+        fresh = [run for run in page if run.id not in self._seen]
+        self._seen.update(run.id for run in fresh)
+        self.params = next_page(self.params, page, fresh=bool(fresh))
+        return fresh
 
 
 def first_page(params: ListTaskRunsParams | None) -> ListTaskRunsParams:
@@ -289,6 +302,18 @@ def status_of(run: TaskRun | TaskRunDetails) -> str:
 def is_terminal(run: TaskRun | TaskRunDetails) -> bool:
     """True once a run can no longer change."""
     return run.status in TERMINAL_STATUSES
+
+
+def outcome(details: TaskRunDetails) -> TaskRunDetails:
+    """A terminal run's details when it succeeded.
+
+    Raises:
+        TaskRunError: The run failed or was canceled.
+    """
+    error = outcome_error(details)
+    if error is not None:
+        raise error
+    return details
 
 
 def outcome_error(details: TaskRunDetails) -> TaskRunError | None:
@@ -376,12 +401,10 @@ class EventStream:
     def timeout(self, base: httpx.Timeout) -> httpx.Timeout:
         """Per-connection timeouts: reads may be silent up to ``SSE_READ_TIMEOUT``."""
         read = C.SSE_READ_TIMEOUT
+        connect = base.connect if base.connect is not None else C.DEFAULT_CONNECT_TIMEOUT
         left = self.remaining()
         if left is not None:
-            read = min(read, left)
-        connect = base.connect if base.connect is not None else C.DEFAULT_CONNECT_TIMEOUT
-        if left is not None:
-            connect = min(connect, left)
+            read, connect = min(read, left), min(connect, left)
         return httpx.Timeout(connect=connect, read=read, write=base.write, pool=base.pool)
 
     def on_connected(self) -> None:
@@ -414,10 +437,10 @@ class EventStream:
             self.last_event_id = event_id
         if not data or event not in C.SSE_EVENT_NAMES:
             return None
-        if not self.all_events and event in NON_TERMINAL_EVENT_NAMES:
+        if not self.all_events and event in C.NON_TERMINAL_EVENT_NAMES:
             return None  # a wait only needs the final state: skip decoding progress
         details = parse_details(data)
-        return self._accept(details, terminal_name=event in TERMINAL_EVENT_NAMES)
+        return self._accept(details, terminal_name=event in C.TERMINAL_EVENT_NAMES)
 
     def on_snapshot(self, details: TaskRunDetails) -> TaskRunDetails | None:
         """Digest the ``GET`` of an open run made right after (re)connecting.
@@ -464,6 +487,17 @@ class EventStream:
         if left is not None and delay >= left:
             raise timeout_error(self) from error
         return delay
+
+
+def wait_stream(task_run_id: str, timeout: float | None) -> EventStream:
+    """The subscription of a wait: one run, final states only."""
+    run_path(task_run_id)
+    return EventStream(ids=[task_run_id], deadline=deadline_after(timeout), all_events=False)
+
+
+def wait_ended_error(state: EventStream) -> RenderError:
+    """The error of a wait whose event stream ended without the run's final state."""
+    return RenderError(f"{OP_EVENTS} ended before task run {state.ids[0]} finished")
 
 
 def timeout_error(state: EventStream) -> TimeoutError:

@@ -89,10 +89,7 @@ class TaskRunSync:
             else:
                 details = self._service._wait(self.id, timeout)
             self._result = details
-        error = P.outcome_error(self._result)
-        if error is not None:
-            raise error
-        return self._result
+        return P.outcome(self._result)
 
     def __repr__(self) -> str:
         return f"TaskRunSync(id={self.id!r}, status={self.status!r})"
@@ -130,18 +127,9 @@ class WorkflowsServiceSync:
         self, params: P.ListTaskRunsParams | None = None
     ) -> Generator[TaskRun, None, None]:
         """Every task run matching ``params``; see :meth:`WorkflowsService.iter_task_runs`."""
-        current = P.first_page(params)
-        seen: set[str] = set()
-        while True:
-            page = self.list_task_runs(current)
-            fresh = [run for run in page if run.id not in seen]
-            for run in fresh:
-                seen.add(run.id)
-                yield run
-            following = P.next_page(current, page, fresh=bool(fresh))
-            if following is None:
-                return
-            current = following
+        pages = P.Pages(params)
+        while pages.params is not None:
+            yield from pages.take(self.list_task_runs(pages.params))
 
     def task_run_events(
         self, task_run_ids: Iterable[str], *, timeout: float | None = None
@@ -155,11 +143,7 @@ class WorkflowsServiceSync:
         self, task_run_id: str, *, timeout: float | None = None
     ) -> TaskRunDetails:
         """Wait until a run is terminal; see :meth:`WorkflowsService.wait_for_task_run`."""
-        details = self._wait(task_run_id, timeout)
-        error = P.outcome_error(details)
-        if error is not None:
-            raise error
-        return details
+        return P.outcome(self._wait(task_run_id, timeout))
 
     def list_tasks(self) -> list[Task]:
         """The registered tasks."""
@@ -173,14 +157,11 @@ class WorkflowsServiceSync:
         return P.parse_logs(response.content)
 
     def _wait(self, task_run_id: str, timeout: float | None) -> TaskRunDetails:
-        P.run_path(task_run_id)
-        state = P.EventStream(
-            ids=[task_run_id], deadline=P.deadline_after(timeout), all_events=False
-        )
+        state = P.wait_stream(task_run_id, timeout)
         with contextlib.closing(self._stream(state)) as events:
             for details in events:
                 return details
-        raise RenderError(f"{P.OP_EVENTS} ended before task run {task_run_id} finished")
+        raise P.wait_ended_error(state)
 
     def _stream(self, state: P.EventStream) -> Generator[TaskRunDetails, None, None]:
         while not state.finished:

@@ -12,8 +12,6 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-import httpx
-
 from .._errors import RenderError
 from ..client._core import AsyncHTTP, map_transport_errors
 from . import _constants as C
@@ -39,8 +37,6 @@ __all__ = [
 
 #: What ``put`` uploads: bytes, a binary file (read in chunks) or an async byte iterator.
 UploadData = bytes | bytearray | memoryview | BinaryIO | IO[bytes] | AsyncIterable[bytes]
-
-_TRANSFER_TIMEOUT = httpx.Timeout(C.TRANSFER_STALL_TIMEOUT, connect=C.TRANSFER_CONNECT_TIMEOUT)
 
 
 async def _file_chunks(file: Any, counter: P.ByteCounter) -> AsyncIterator[bytes]:
@@ -150,7 +146,7 @@ class ObjectApi:
             "GET",
             P.objects_path(owner_id, str(region)),
             operation=C.OP_LIST,
-            params=dict(P.list_params(cursor, limit)),
+            params=P.list_params(cursor, limit),
         )
         return P.parse_list(response.content)
 
@@ -184,9 +180,11 @@ class ObjectClient:
         self.default_region = str(default_region) if default_region else None
 
     def _where(self, owner_id: str | None, region: str | Region | None) -> tuple[str, str]:
-        return (
-            P.resolve_owner_id(owner_id, self.default_owner_id),
-            P.resolve_region(str(region) if region else None, self.default_region),
+        return P.resolve_scope(
+            owner_id,
+            region,
+            default_owner_id=self.default_owner_id,
+            default_region=self.default_region,
         )
 
     async def put(
@@ -228,9 +226,7 @@ class ObjectClient:
         nbytes = P.resolve_size(data, size)
         target = await self.api.get_upload_url(owner, reg, key, nbytes)
         P.check_max_size(nbytes, target.max_size_bytes)
-        headers = {"Content-Length": str(nbytes)}
-        if content_type:
-            headers["Content-Type"] = content_type
+        headers = P.upload_headers(nbytes, content_type)
         counter = P.ByteCounter(nbytes)
         content: AsyncIterator[bytes]
         if isinstance(data, bytes | bytearray | memoryview):
@@ -246,7 +242,7 @@ class ObjectClient:
             )
         with map_transport_errors(C.OP_UPLOAD):
             response = await self._http.client().request(
-                "PUT", target.url, content=content, headers=headers, timeout=_TRANSFER_TIMEOUT
+                "PUT", target.url, content=content, headers=headers, timeout=P.TRANSFER_TIMEOUT
             )
         if not response.is_success:
             raise P.storage_error(response, C.OP_UPLOAD)
@@ -265,16 +261,10 @@ class ObjectClient:
         P.check_key(key)
         target = await self.api.get_download_url(owner, reg, key)
         with map_transport_errors(C.OP_DOWNLOAD):
-            response = await self._http.client().get(target.url, timeout=_TRANSFER_TIMEOUT)
+            response = await self._http.client().get(target.url, timeout=P.TRANSFER_TIMEOUT)
         if not response.is_success:
             raise P.storage_error(response, C.OP_DOWNLOAD)
-        data = response.content
-        return ObjectData(
-            data=data,
-            size=len(data),
-            content_type=response.headers.get("Content-Type"),
-            etag=response.headers.get("ETag"),
-        )
+        return P.object_data(response)
 
     async def stream(
         self,
@@ -304,7 +294,7 @@ class ObjectClient:
         target = await self.api.get_download_url(owner, reg, key)
         with map_transport_errors(C.OP_DOWNLOAD):
             async with self._http.client().stream(
-                "GET", target.url, timeout=_TRANSFER_TIMEOUT
+                "GET", target.url, timeout=P.TRANSFER_TIMEOUT
             ) as response:
                 if not response.is_success:
                     await response.aread()
@@ -416,9 +406,9 @@ class ObjectClient:
         while True:
             page = await self.api.list_objects(owner, reg, cursor=cursor, limit=limit)
             yield page
-            if not page.has_next or not page.next_cursor or page.next_cursor == cursor:
+            cursor = P.next_cursor(page, cursor)
+            if cursor is None:
                 return
-            cursor = page.next_cursor
 
     async def iter(
         self,

@@ -14,19 +14,35 @@ from urllib.parse import quote
 import httpx
 
 from .. import _wire
-from .._errors import ClientError, RateLimitError, RenderError, ServerError, WireFormatError
-from ..client._core import ConfigurationError, parse_retry_after
+from .._errors import ClientError, RenderError, WireFormatError
+from ..client._core import ConfigurationError, QueryParams, error_for_status
 from ..models import GetObjectOutput, PutObjectInput, PutObjectOutput
 from ..models import ListObjectsResponse as WireListObjectsResponse
-from ._constants import CHUNK_SIZE
-from ._types import DownloadResponse, ListObjectsResponse, ObjectMetadata, UploadResponse
+from ._constants import (
+    CHUNK_SIZE,
+    OP_DOWNLOAD_URL,
+    OP_LIST,
+    OP_UPLOAD_URL,
+    TRANSFER_CONNECT_TIMEOUT,
+    TRANSFER_STALL_TIMEOUT,
+)
+from ._types import (
+    DownloadResponse,
+    ListObjectsResponse,
+    ObjectData,
+    ObjectMetadata,
+    UploadResponse,
+)
 
 __all__ = [
+    "TRANSFER_TIMEOUT",
     "ByteCounter",
     "byte_slices",
     "check_key",
     "check_max_size",
     "list_params",
+    "next_cursor",
+    "object_data",
     "object_path",
     "objects_path",
     "parse_download_url",
@@ -35,10 +51,12 @@ __all__ = [
     "put_body",
     "resolve_owner_id",
     "resolve_region",
+    "resolve_scope",
     "resolve_size",
     "scoped_args",
     "storage_error",
     "storage_error_message",
+    "upload_headers",
 ]
 
 _OWNER_MISSING: Final = (
@@ -48,6 +66,9 @@ _OWNER_MISSING: Final = (
 _REGION_MISSING: Final = (
     "region is required. Provide it as a parameter or set the RENDER_REGION environment variable."
 )
+
+#: Timeouts of presigned-URL transfers (see the constants it is built from).
+TRANSFER_TIMEOUT: Final = httpx.Timeout(TRANSFER_STALL_TIMEOUT, connect=TRANSFER_CONNECT_TIMEOUT)
 
 # The messages presigned-URL failures are reduced to: a storage backend's raw error
 # body (S3 XML naming buckets and request ids) is never shown.
@@ -69,16 +90,21 @@ _STORAGE_MESSAGES: Final[Mapping[int, str]] = {
 # --------------------------------------------------------------------------- arguments
 
 
+def _argument_or_default(value: str | None, default: str | None, missing: str) -> str:
+    resolved = value or default
+    if not resolved:
+        raise ConfigurationError(missing)
+    # str(Region.OREGON) is "oregon"; a plain string passes through.
+    return str(resolved)
+
+
 def resolve_owner_id(owner_id: str | None, default: str | None) -> str:
     """The owner id of a call: the argument, else the client's default.
 
     Raises:
         ConfigurationError: Neither is set.
     """
-    resolved = owner_id or default
-    if not resolved:
-        raise ConfigurationError(_OWNER_MISSING)
-    return str(resolved)
+    return _argument_or_default(owner_id, default, _OWNER_MISSING)
 
 
 def resolve_region(region: str | None, default: str | None) -> str:
@@ -87,11 +113,25 @@ def resolve_region(region: str | None, default: str | None) -> str:
     Raises:
         ConfigurationError: Neither is set.
     """
-    resolved = region or default
-    if not resolved:
-        raise ConfigurationError(_REGION_MISSING)
-    # str(Region.OREGON) is "oregon"; a plain string passes through.
-    return str(resolved)
+    return _argument_or_default(region, default, _REGION_MISSING)
+
+
+def resolve_scope(
+    owner_id: str | None,
+    region: str | None,
+    *,
+    default_owner_id: str | None,
+    default_region: str | None,
+) -> tuple[str, str]:
+    """The ``(owner id, region)`` of a call: each argument, else the client's default.
+
+    Raises:
+        ConfigurationError: An owner id or a region is set neither way.
+    """
+    return (
+        resolve_owner_id(owner_id, default_owner_id),
+        resolve_region(str(region) if region else None, default_region),
+    )
 
 
 def scoped_args(owner_id: str, region: str) -> tuple[str, str]:
@@ -239,9 +279,9 @@ def put_body(size: int) -> bytes:
     return _wire.dumps(PutObjectInput(size_bytes=size), _wire.REST)
 
 
-def list_params(cursor: str | None, limit: int | None) -> dict[str, str | int]:
+def list_params(cursor: str | None, limit: int | None) -> QueryParams:
     """Query parameters of a list request (omitted when None)."""
-    params: dict[str, str | int] = {}
+    params: QueryParams = {}
     if cursor:
         params["cursor"] = cursor
     if limit is not None:
@@ -254,38 +294,38 @@ def list_params(cursor: str | None, limit: int | None) -> dict[str, str | int]:
 # --------------------------------------------------------------------------- responses
 
 
-def _unexpected(what: str, exc: WireFormatError) -> RenderError:
-    return RenderError(f"Failed to {what}: unexpected response: {exc}")
+def _load(cls: type[_wire.M], raw: bytes, operation: str) -> _wire.M:
+    try:
+        return _wire.loads(cls, raw, _wire.REST)
+    except WireFormatError as exc:
+        raise RenderError(f"Failed to {operation}: unexpected response: {exc}") from exc
+
+
+def _presigned_url(url: str, operation: str) -> str:
+    if not url:
+        raise RenderError(f"Failed to {operation}: the response has no url")
+    return url
 
 
 def parse_upload_url(raw: bytes) -> UploadResponse:
     """Decode a ``PutObjectOutput``."""
-    try:
-        out = _wire.loads(PutObjectOutput, raw, _wire.REST)
-    except WireFormatError as exc:
-        raise _unexpected("get upload URL", exc) from exc
-    if not out.url:
-        raise RenderError("Failed to get upload URL: the response has no url")
-    return UploadResponse(url=out.url, expires_at=out.expires_at, max_size_bytes=out.max_size_bytes)
+    out = _load(PutObjectOutput, raw, OP_UPLOAD_URL)
+    return UploadResponse(
+        url=_presigned_url(out.url, OP_UPLOAD_URL),
+        expires_at=out.expires_at,
+        max_size_bytes=out.max_size_bytes,
+    )
 
 
 def parse_download_url(raw: bytes) -> DownloadResponse:
     """Decode a ``GetObjectOutput``."""
-    try:
-        out = _wire.loads(GetObjectOutput, raw, _wire.REST)
-    except WireFormatError as exc:
-        raise _unexpected("get download URL", exc) from exc
-    if not out.url:
-        raise RenderError("Failed to get download URL: the response has no url")
-    return DownloadResponse(url=out.url, expires_at=out.expires_at)
+    out = _load(GetObjectOutput, raw, OP_DOWNLOAD_URL)
+    return DownloadResponse(url=_presigned_url(out.url, OP_DOWNLOAD_URL), expires_at=out.expires_at)
 
 
 def parse_list(raw: bytes) -> ListObjectsResponse:
     """Decode a ``ListObjectsResponse`` into the public page type."""
-    try:
-        page = _wire.loads(WireListObjectsResponse, raw, _wire.REST)
-    except WireFormatError as exc:
-        raise _unexpected("list objects", exc) from exc
+    page = _load(WireListObjectsResponse, raw, OP_LIST)
     objects = [
         ObjectMetadata(
             key=item.object.key,
@@ -307,6 +347,35 @@ def parse_list(raw: bytes) -> ListObjectsResponse:
     )
 
 
+def next_cursor(page: ListObjectsResponse, cursor: str | None) -> str | None:
+    """The cursor of the page after ``page`` (asked for with ``cursor``), or None at the end.
+
+    A server that ignores the cursor repeats it; iteration stops rather than loop.
+    """
+    if not page.has_next or not page.next_cursor or page.next_cursor == cursor:
+        return None
+    return page.next_cursor
+
+
+def upload_headers(size: int, content_type: str | None) -> dict[str, str]:
+    """Headers of the presigned upload: an explicit length, and the type when given."""
+    headers = {"Content-Length": str(size)}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+def object_data(response: httpx.Response) -> ObjectData:
+    """An in-memory download from its (read, successful) response."""
+    data = response.content
+    return ObjectData(
+        data=data,
+        size=len(data),
+        content_type=response.headers.get("Content-Type"),
+        etag=response.headers.get("ETag"),
+    )
+
+
 def storage_error_message(status_code: int) -> str:
     """The sanitized text of a presigned-URL failure status."""
     return _STORAGE_MESSAGES.get(status_code, "unexpected error")
@@ -319,13 +388,6 @@ def storage_error(response: httpx.Response, operation: str) -> RenderError:
     :class:`ServerError`; ``status_code`` is set on each.
     """
     status = response.status_code
-    text = f"{operation} failed with status {status}: {storage_error_message(status)}"
-    if status == 429:
-        return RateLimitError(
-            text,
-            status_code=status,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
-    if 400 <= status < 500:
-        return ClientError(text, status_code=status)
-    return ServerError(text, status_code=status)
+    return error_for_status(
+        response, f"{operation} failed with status {status}: {storage_error_message(status)}"
+    )

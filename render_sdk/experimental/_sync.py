@@ -13,8 +13,6 @@ from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-import httpx
-
 from .._errors import RenderError
 from ..client._core import SyncHTTP, map_transport_errors
 from . import _constants as C
@@ -40,8 +38,6 @@ __all__ = [
 
 #: What ``put`` uploads: bytes, a binary file (read in chunks) or an iterator of bytes.
 UploadDataSync = bytes | bytearray | memoryview | BinaryIO | IO[bytes] | Iterable[bytes]
-
-_TRANSFER_TIMEOUT = httpx.Timeout(C.TRANSFER_STALL_TIMEOUT, connect=C.TRANSFER_CONNECT_TIMEOUT)
 
 
 def _file_chunks(file: Any, counter: P.ByteCounter) -> Iterator[bytes]:
@@ -108,7 +104,7 @@ class ObjectApiSync:
             "GET",
             P.objects_path(owner_id, str(region)),
             operation=C.OP_LIST,
-            params=dict(P.list_params(cursor, limit)),
+            params=P.list_params(cursor, limit),
         )
         return P.parse_list(response.content)
 
@@ -129,9 +125,11 @@ class ObjectClientSync:
         self.default_region = str(default_region) if default_region else None
 
     def _where(self, owner_id: str | None, region: str | Region | None) -> tuple[str, str]:
-        return (
-            P.resolve_owner_id(owner_id, self.default_owner_id),
-            P.resolve_region(str(region) if region else None, self.default_region),
+        return P.resolve_scope(
+            owner_id,
+            region,
+            default_owner_id=self.default_owner_id,
+            default_region=self.default_region,
         )
 
     def put(
@@ -169,9 +167,7 @@ class ObjectClientSync:
         nbytes = P.resolve_size(data, size)
         target = self.api.get_upload_url(owner, reg, key, nbytes)
         P.check_max_size(nbytes, target.max_size_bytes)
-        headers = {"Content-Length": str(nbytes)}
-        if content_type:
-            headers["Content-Type"] = content_type
+        headers = P.upload_headers(nbytes, content_type)
         counter = P.ByteCounter(nbytes)
         content: Iterator[bytes]
         if isinstance(data, bytes | bytearray | memoryview):
@@ -186,7 +182,7 @@ class ObjectClientSync:
             )
         with map_transport_errors(C.OP_UPLOAD):
             response = self._http.client().request(
-                "PUT", target.url, content=content, headers=headers, timeout=_TRANSFER_TIMEOUT
+                "PUT", target.url, content=content, headers=headers, timeout=P.TRANSFER_TIMEOUT
             )
         if not response.is_success:
             raise P.storage_error(response, C.OP_UPLOAD)
@@ -200,16 +196,10 @@ class ObjectClientSync:
         P.check_key(key)
         target = self.api.get_download_url(owner, reg, key)
         with map_transport_errors(C.OP_DOWNLOAD):
-            response = self._http.client().get(target.url, timeout=_TRANSFER_TIMEOUT)
+            response = self._http.client().get(target.url, timeout=P.TRANSFER_TIMEOUT)
         if not response.is_success:
             raise P.storage_error(response, C.OP_DOWNLOAD)
-        data = response.content
-        return ObjectData(
-            data=data,
-            size=len(data),
-            content_type=response.headers.get("Content-Type"),
-            etag=response.headers.get("ETag"),
-        )
+        return P.object_data(response)
 
     def stream(
         self,
@@ -225,7 +215,7 @@ class ObjectClientSync:
         target = self.api.get_download_url(owner, reg, key)
         with (
             map_transport_errors(C.OP_DOWNLOAD),
-            self._http.client().stream("GET", target.url, timeout=_TRANSFER_TIMEOUT) as response,
+            self._http.client().stream("GET", target.url, timeout=P.TRANSFER_TIMEOUT) as response,
         ):
             if not response.is_success:
                 response.read()
@@ -293,9 +283,9 @@ class ObjectClientSync:
         while True:
             page = self.api.list_objects(owner, reg, cursor=cursor, limit=limit)
             yield page
-            if not page.has_next or not page.next_cursor or page.next_cursor == cursor:
+            cursor = P.next_cursor(page, cursor)
+            if cursor is None:
                 return
-            cursor = page.next_cursor
 
     def iter(
         self,

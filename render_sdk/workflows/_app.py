@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._constants import TASK_NAME_FORBIDDEN_CHARS
 from ._context import current_session
 from ._definitions import (
     Options,
@@ -25,8 +26,6 @@ __all__ = ["Task", "TaskDecorator", "Workflows"]
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
-
-_FORBIDDEN_NAME_CHARS = frozenset("/: \t\r\n")
 
 
 class Task(Generic[P, R_co]):
@@ -243,7 +242,7 @@ class Workflows:
             raise TaskDefinitionError(
                 f"cannot name the task for {fn!r}; pass @app.task(name='...')"
             )
-        bad = sorted(set(task_name) & _FORBIDDEN_NAME_CHARS)
+        bad = sorted(set(task_name) & TASK_NAME_FORBIDDEN_CHARS)
         if bad:
             raise TaskDefinitionError(
                 f"task name {task_name!r} contains {bad!r}; names are used in "

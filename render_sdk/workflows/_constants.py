@@ -17,6 +17,10 @@ PLANS: Final = ("starter", "standard", "pro", "pro_plus", "pro_max", "pro_ultra"
 #: Render runs a task for at most this many seconds (24 h).
 MAX_TIMEOUT_SECONDS: Final = 86_400
 
+#: Characters a task name may not hold: names are used in ``workflow-slug/task-name``
+#: identifiers.
+TASK_NAME_FORBIDDEN_CHARS: Final = frozenset("/: \t\r\n")
+
 #: Default ``Retry.backoff_scaling``: the wait before attempt n+1 is
 #: ``wait_duration_ms * backoff_scaling**n`` (sent as ``factor``).
 DEFAULT_BACKOFF_SCALING: Final = 1.5
@@ -51,7 +55,16 @@ POLL_CAP_S: Final = 1.0
 LONG_POLL_MIN_FRACTION: Final = 0.5
 #: Longest a parent waits for one subtask before failing with TimeoutError (24 h,
 #: Render's longest task timeout): a wait never ends silently.
-SUBTASK_WAIT_LIMIT_S: Final = 86_400.0
+SUBTASK_WAIT_LIMIT_S: Final = float(MAX_TIMEOUT_SECONDS)
+
+#: Bounds of an answer on the task socket: a longer head or body is a protocol error
+#: rather than unbounded memory.
+MAX_RESPONSE_HEAD_BYTES: Final = 64 * 1024
+MAX_RESPONSE_BODY_BYTES: Final = 256 * 1024 * 1024
+#: Bytes asked of the socket per read.
+READ_SIZE: Final = 64 * 1024
+#: At most this many bytes of a non-JSON error body go into the error message.
+ERROR_BODY_PREFIX_BYTES: Final = 500
 
 #: Host header on the socket (HTTP/1.1 requires one; the server ignores it).
 SOCKET_HOST: Final = "localhost"

@@ -185,10 +185,18 @@ def _error_callback(exc: BaseException, *, with_stack: bool = True) -> CallbackR
     )
 
 
-def _complete_callback(output: bytes) -> CallbackRequest:
+def _result_callback(
+    result: Any, task_name: str
+) -> tuple[CallbackRequest, _errors.WireFormatError | None]:
+    """The callback reporting a returned ``result``, and the error to raise once it is sent
+    (a result JSON cannot carry is reported as the run's error, without a stack)."""
     from .._gen.render.tasksocket.v1 import CallbackRequest, TaskComplete
 
-    return CallbackRequest(complete=TaskComplete(output=output))
+    try:
+        output = encode_result(result, task_name)
+    except _errors.WireFormatError as exc:
+        return _error_callback(exc, with_stack=False), exc
+    return CallbackRequest(complete=TaskComplete(output=output)), None
 
 
 def run(app: Workflows, socket_path: str, *, policy: TransportPolicy | None = None) -> None:
@@ -257,12 +265,10 @@ def _run_sync(
         raise
     finally:
         current_session.reset(token)
-    try:
-        output = encode_result(result, spec.name)
-    except _errors.WireFormatError as exc:
-        _post_callback(client, _error_callback(exc, with_stack=False))
-        raise
-    _post_callback(client, _complete_callback(output))
+    body, error = _result_callback(result, spec.name)
+    _post_callback(client, body)
+    if error is not None:
+        raise error
 
 
 def call_in_thread(spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -314,12 +320,10 @@ async def _run_async(
     finally:
         current_session.reset(token)
         session.cancel_orphans()
-    try:
-        output = encode_result(result, spec.name)
-    except _errors.WireFormatError as exc:
-        await _acallback(client, _error_callback(exc, with_stack=False))
-        raise
-    await _acallback(client, _complete_callback(output))
+    body, error = _result_callback(result, spec.name)
+    await _acallback(client, body)
+    if error is not None:
+        raise error
 
 
 async def _acallback(client: AsyncSocketClient, body: CallbackRequest) -> None:

@@ -37,9 +37,6 @@ __all__ = [
     "is_transient",
 ]
 
-_MAX_HEAD: Final = 64 * 1024
-_MAX_BODY: Final = 256 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class TransportPolicy:
@@ -64,6 +61,11 @@ class TransportPolicy:
 
 
 def user_agent() -> str:
+    """The User-Agent of socket requests, in the client's format.
+
+    Built from ``sys`` and ``os`` rather than ``platform``, which the task process
+    would otherwise import on every start.
+    """
     machine = os.uname().machine.lower() if hasattr(os, "uname") else "unknown"
     version = ".".join(str(v) for v in sys.version_info[:3])
     return (
@@ -131,7 +133,7 @@ class ResponseParser:
         if self._head is None:
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
-                if len(self._buf) > _MAX_HEAD:
+                if len(self._buf) > C.MAX_RESPONSE_HEAD_BYTES:
                     raise ProtocolError("response headers are too large")
                 return None
             self._head = _parse_head(bytes(self._buf[:end]))
@@ -147,13 +149,13 @@ class ResponseParser:
                 length = int(headers["content-length"])
             except ValueError:
                 raise ProtocolError(f"bad Content-Length {headers['content-length']!r}") from None
-            if length < 0 or length > _MAX_BODY:
+            if length < 0 or length > C.MAX_RESPONSE_BODY_BYTES:
                 raise ProtocolError(f"bad Content-Length {length}")
             body = bytes(self._buf[:length]) if len(self._buf) >= length else None
         else:
             body = bytes(self._buf) if eof else None
         if body is None:
-            if len(self._buf) > _MAX_BODY:
+            if len(self._buf) > C.MAX_RESPONSE_BODY_BYTES:
                 raise ProtocolError("response body is too large")
             return None
         self._result = Response(status, reason, headers, body)
@@ -214,7 +216,7 @@ def _error_message(body: bytes) -> str:
         message = _wire.loads(ErrorResponse, body, _wire.SOCKET).message
     except _errors.WireFormatError:
         message = ""
-    return message or body[:500].decode("utf-8", "replace").strip()
+    return message or body[: C.ERROR_BODY_PREFIX_BYTES].decode("utf-8", "replace").strip()
 
 
 def error_for_response(response: Response, operation: str) -> _errors.RenderError:
@@ -266,14 +268,33 @@ def _decode(response: Response, response_cls: type[M] | None) -> M | None:
     return _wire.loads(response_cls, response.body or b"{}", _wire.SOCKET)
 
 
-def _warn(
-    operation: str, attempt: int, policy: TransportPolicy, delay: float, exc: Exception
-) -> None:
+def _answer(response: Response, response_cls: type[M] | None, operation: str) -> M | None:
+    """The decoded 2xx answer, or the error any other status stands for."""
+    if not 200 <= response.status < 300:
+        raise error_for_response(response, operation)
+    return _decode(response, response_cls)
+
+
+def _delay_before_retry(
+    exc: _errors.RenderError, attempt: int, policy: TransportPolicy, operation: str
+) -> float:
+    """Seconds to wait before sending again after failed ``attempt``; says so on stderr.
+
+    Raises:
+        RenderError: ``exc`` itself, when it is not transient or no attempt is left.
+    """
+    if not is_transient(exc) or attempt + 1 >= policy.max_attempts:
+        raise exc
+    delay = policy.retry_delay(attempt)
+    if isinstance(exc, _errors.RateLimitError) and exc.retry_after is not None:
+        # Honour the server's hint, within the same cap.
+        delay = min(max(delay, exc.retry_after), policy.backoff_cap_s)
     sys.stderr.write(
         f"render_sdk: {operation}: attempt {attempt + 1}/{policy.max_attempts} failed, "
         f"retrying in {delay:g}s: {exc}\n"
     )
     sys.stderr.flush()
+    return delay
 
 
 _EXCHANGE_ERRORS: Final = (OSError, ProtocolError)
@@ -310,7 +331,7 @@ class SyncSocketClient:
                 if remaining <= 0:
                     raise TimeoutError
                 sock.settimeout(remaining)
-                chunk = sock.recv(65536)
+                chunk = sock.recv(C.READ_SIZE)
                 if not chunk:
                     return parser.feed_eof()
                 done = parser.feed(chunk)
@@ -340,24 +361,10 @@ class SyncSocketClient:
                     response = self._exchange(request)
                 except _EXCHANGE_ERRORS as exc:
                     raise _translate(exc, operation, self.socket_path) from exc
-                if not 200 <= response.status < 300:
-                    raise error_for_response(response, operation)
-                return _decode(response, response_cls)
+                return _answer(response, response_cls, operation)
             except _errors.RenderError as exc:
-                if not is_transient(exc) or attempt + 1 >= self.policy.max_attempts:
-                    raise
-                delay = _delay_for(exc, attempt, self.policy)
-                _warn(operation, attempt, self.policy, delay, exc)
-                self._sleep(delay)
+                self._sleep(_delay_before_retry(exc, attempt, self.policy, operation))
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _delay_for(exc: Exception, attempt: int, policy: TransportPolicy) -> float:
-    delay = policy.retry_delay(attempt)
-    if isinstance(exc, _errors.RateLimitError) and exc.retry_after is not None:
-        # Honour the server's hint, within the same cap.
-        delay = min(max(delay, exc.retry_after), policy.backoff_cap_s)
-    return delay
 
 
 class AsyncSocketClient:
@@ -387,7 +394,7 @@ class AsyncSocketClient:
                 await writer.drain()
                 parser = ResponseParser()
                 while True:
-                    chunk = await reader.read(65536)
+                    chunk = await reader.read(C.READ_SIZE)
                     if not chunk:
                         return parser.feed_eof()
                     done = parser.feed(chunk)
@@ -429,13 +436,7 @@ class AsyncSocketClient:
                     response = await self._exchange(request, limit)
                 except _EXCHANGE_ERRORS as exc:
                     raise _translate(exc, operation, self.socket_path) from exc
-                if not 200 <= response.status < 300:
-                    raise error_for_response(response, operation)
-                return _decode(response, response_cls)
+                return _answer(response, response_cls, operation)
             except _errors.RenderError as exc:
-                if not is_transient(exc) or attempt + 1 >= self.policy.max_attempts:
-                    raise
-                delay = _delay_for(exc, attempt, self.policy)
-                _warn(operation, attempt, self.policy, delay, exc)
-                await self._sleep(delay)
+                await self._sleep(_delay_before_retry(exc, attempt, self.policy, operation))
         raise AssertionError("unreachable")  # pragma: no cover
