@@ -1,4 +1,4 @@
-"""Static checks of the client's public signatures (checked by mypy in test_typing.py)."""
+"""Static checks of the client's public signatures (checked by mypy in test_client_typing.py)."""
 
 from __future__ import annotations
 
