@@ -593,13 +593,16 @@ class SyncHTTP:
         self._client = http_client
         self._owned = http_client is None
         self._sleep = sleep or time.sleep
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def client(self) -> httpx.Client:
         """The pooled client (created on first use)."""
         if self._client is None or (self._owned and self._client.is_closed):
+            if self._finalizer is not None:
+                self._finalizer.detach()  # the previous pool is closed; let it go
             self._client = httpx.Client(timeout=self.config.timeout, follow_redirects=False)
             # A client dropped without close() still closes its sockets.
-            weakref.finalize(self, self._client.close)
+            self._finalizer = weakref.finalize(self, self._client.close)
         return self._client
 
     def sleep(self, seconds: float) -> None:
@@ -654,4 +657,7 @@ class SyncHTTP:
         """Close the pool (when this object created it). Safe to call twice."""
         if self._owned and self._client is not None:
             client, self._client = self._client, None
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
             client.close()

@@ -85,6 +85,11 @@ async def _file_chunks(file: Any, counter: P.ByteCounter) -> AsyncIterator[bytes
     counter.finish()
 
 
+def _flush_and_sync(file: IO[bytes]) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+
+
 async def _byte_chunks(data: bytes | bytearray | memoryview) -> AsyncIterator[bytes]:
     for piece in P.byte_slices(data):
         yield bytes(piece)
@@ -328,6 +333,9 @@ class ObjectClient:
                     written = await self.download(
                         key=key, file=out, owner_id=owner_id, region=region
                     )
+                    # Durable before the rename, as the sync client: a crash never leaves
+                    # an empty file under the final name.
+                    await asyncio.to_thread(_flush_and_sync, out)
                 await asyncio.to_thread(os.replace, tmp, path)
             finally:
                 with contextlib.suppress(FileNotFoundError):

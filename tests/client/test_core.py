@@ -248,3 +248,20 @@ def test_retry_delay_honours_retry_after() -> None:
     assert retry_delay(5, retry_after=0.0) == 0.0
     # An unreasonable hint is ignored in favour of the backoff.
     assert retry_delay(0, retry_after=3600, rand=lambda: 0.0) == 0.5
+
+
+def test_sync_pool_reuse_after_close_keeps_one_finalizer() -> None:
+    from render_sdk.client._core import SyncHTTP
+
+    http = SyncHTTP(resolve_config(base_url="http://127.0.0.1:8120", environ={}))
+    previous = []
+    for _ in range(3):
+        pool = http.client()
+        finalizer = http._finalizer
+        assert finalizer is not None
+        assert finalizer.alive
+        assert all(not f.alive for f in previous)  # closed pools are not kept alive
+        previous.append(finalizer)
+        http.close()
+        assert pool.is_closed
+        assert not finalizer.alive
