@@ -268,6 +268,10 @@ class DevServer:
                 self.say("Shutting down")
                 return 0
             registering.result()
+            warm_error = getattr(launcher, "warm_error", None)
+            if warm_error:
+                # Tell the user why attempts spawn a new interpreter (slower) instead of forking.
+                self.say(f"Warm start is off, spawning each attempt: {warm_error}")
             recovered = orch.recover()
             if recovered:
                 self.say(f"Recovered {recovered} unfinished run(s) from {store.path}")

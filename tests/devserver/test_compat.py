@@ -208,6 +208,8 @@ def test_official_runners(
     (tmp_path / "official_app.py").write_text(textwrap.dedent(app))
     server = make_server(command=[str(runner), "official_app:app"], cwd=tmp_path)
     assert any("3 task(s) found" in line for line in server.output)
+    # Their interpreter cannot import our zygote: the server says it spawns instead.
+    assert any("Warm start is off" in line for line in server.output), server.output
     with httpx.Client(base_url=server.url, timeout=60) as c:
         assert wait_terminal(c, start_run(c, "square", [7]))["results"] == [49]
         fan_id = start_run(c, "fan", [4])
