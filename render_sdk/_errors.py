@@ -8,7 +8,11 @@ All errors the SDK raises derive from one root::
     ├── ServerError              HTTP 5xx, or the server could not be reached
     ├── TimeoutError             a request or a wait ran out of time
     ├── TaskRunError             a task run (or a subtask) failed or was canceled
-    └── WireFormatError          a payload does not match its schema (names the field)
+    ├── WireFormatError          a payload does not match its schema (names the field)
+    ├── ConfigurationError       the client cannot work as configured (also a ValueError)
+    ├── workflows.TaskDefinitionError, TaskContextError, RunnerError   (task side)
+    ├── devserver LaunchError    a task process could not be started
+    └── testing.LocalServerError the local server did not start in a test
 
 Transport, socket and SQLite exceptions are translated into these at one boundary per
 layer and chained with ``raise ... from exc``. This module imports nothing heavy: the
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "ClientError",
+    "ConfigurationError",
     "RateLimitError",
     "RenderError",
     "ServerError",
@@ -113,6 +118,14 @@ class TaskRunError(RenderError):
         self.details = details
         self.stack_trace = stack_trace
         self.status = status
+
+
+class ConfigurationError(RenderError, ValueError):
+    """The client was configured in a way that cannot work (for example, no API key).
+
+    Also a ``ValueError``, which is what the configuration checks of earlier SDK
+    versions raised.
+    """
 
 
 class WireFormatError(RenderError):

@@ -36,6 +36,7 @@ import httpx
 from .. import _wire
 from .._errors import (
     ClientError,
+    ConfigurationError,
     RateLimitError,
     RenderError,
     ServerError,
@@ -66,14 +67,6 @@ __all__ = [
 
 #: Query parameters as httpx takes them: repeated keys are lists.
 QueryParams = dict[str, str | int | list[str]]
-
-
-class ConfigurationError(RenderError, ValueError):
-    """The client was configured in a way that cannot work (for example, no API key).
-
-    Also a ``ValueError``, which is what the configuration checks of earlier SDK
-    versions raised.
-    """
 
 
 # --------------------------------------------------------------------------- configuration

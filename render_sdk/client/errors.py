@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .._errors import (
     ClientError,
+    ConfigurationError,
     RateLimitError,
     RenderError,
     ServerError,
@@ -23,7 +24,6 @@ from .._errors import (
     TimeoutError,
     WireFormatError,
 )
-from ._core import ConfigurationError
 
 __all__ = [
     "ClientError",

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import httpx
 
 from .. import _wire
-from .._errors import ClientError, RenderError, WireFormatError
-from ..client._core import ConfigurationError, QueryParams, error_for_status
+from .._errors import ClientError, ConfigurationError, RenderError, WireFormatError
+from ..client._core import QueryParams, error_for_status
 from ..models import GetObjectOutput, PutObjectInput, PutObjectOutput
 from ..models import ListObjectsResponse as WireListObjectsResponse
 from ._constants import (
