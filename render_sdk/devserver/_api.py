@@ -42,6 +42,7 @@ from ._protocol import (
     InvalidCursor,
     LogFilter,
     decode_cursor,
+    is_terminal,
     parse_time_param,
     resolve_slug,
     split_ids,
@@ -354,7 +355,7 @@ class _SSEResponse(Response):
                 covered.add(run_id)
         for run_id in self.run_ids:
             run = orch.store.runs.get(run_id)
-            if run is None or not run.status.terminal:
+            if run is None or not is_terminal(run.status):
                 continue
             known = hub.terminal_ids.get(run_id)
             if self.last_id is not None and (

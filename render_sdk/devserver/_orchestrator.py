@@ -32,6 +32,7 @@ from ..models import (
     RunSubtaskResponse,
     TaskComplete,
     TaskError,
+    status_text,
 )
 from ._constants import (
     LOG_FLUSH_S,
@@ -45,6 +46,7 @@ from ._protocol import (
     RunEvent,
     RunStatus,
     StatusLine,
+    is_terminal,
     new_run_id,
     resolve_slug,
     retry_delay_ms,
@@ -241,8 +243,10 @@ class Orchestrator:
     def _publish(self, run: RunRecord) -> None:
         name = sse_event_name(run.status)
         data = self.run_details(run)
-        self.hub.publish(run.id, lambda i: sse_frame(i, name, data), terminal=run.status.terminal)
-        if run.status.terminal:
+        self.hub.publish(
+            run.id, lambda i: sse_frame(i, name, data), terminal=is_terminal(run.status)
+        )
+        if is_terminal(run.status):
             done = self._done.pop(run.id, None)
             if done is not None:
                 done.set()
@@ -566,12 +570,13 @@ class Orchestrator:
         run = self.store.runs.get(run_id)
         if run is None:
             raise OrchestratorError(404, f"task run not found: {run_id}")
-        if run.status.terminal:
+        if is_terminal(run.status):
             raise OrchestratorError(
-                409, f"task run {run_id} is already {run.status.value} and cannot be canceled"
+                409,
+                f"task run {run_id} is already {status_text(run.status)} and cannot be canceled",
             )
         for target in [run, *self.store.descendants(run_id)]:
-            if not target.status.terminal:
+            if not is_terminal(target.status):
                 self._cancel_one(target)
         return run
 
@@ -620,7 +625,7 @@ class Orchestrator:
         if att.callback.done():
             return 409, error_body("this attempt already sent its callback")
         if att.canceled.is_set() or att.run.status != RunStatus.RUNNING:
-            return 409, error_body(f"task run {att.run.id} is {att.run.status.value}")
+            return 409, error_body(f"task run {att.run.id} is {status_text(att.run.status)}")
         att.callback.set_result(req)
         return 200, _SOCKET_OK
 
@@ -641,11 +646,11 @@ class Orchestrator:
         parent = att.run
         if not self._attempt_is_current(att):
             return 409, error_body(
-                f"parent task run {parent.id} is no longer active ({parent.status.value})"
+                f"parent task run {parent.id} is no longer active ({status_text(parent.status)})"
             )
         root = self.store.runs.get(parent.root_id)
-        if root is not None and root.status.terminal:
-            return 409, error_body(f"root task run {root.id} is {root.status.value}")
+        if root is not None and is_terminal(root.status):
+            return 409, error_body(f"root task run {root.id} is {status_text(root.status)}")
         created = _wire.format_timestamp(req.created_at) if req.created_at else ""
         if req.idempotency_key:
             existing = self.store.find_idempotent(parent.id, req.idempotency_key, created)
@@ -681,7 +686,7 @@ class Orchestrator:
         if child is None or child.parent_id != att.run.id:
             return 404, error_body(f"subtask run not found: {req.task_run_id}")
         wait_ms = min(max(0, req.wait_ms or 0), MAX_WAIT_MS)
-        if not child.status.terminal and wait_ms:
+        if not is_terminal(child.status) and wait_ms:
             done = self._done.setdefault(child.id, asyncio.Event())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(done.wait(), wait_ms / 1000)

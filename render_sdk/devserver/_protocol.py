@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from ..models import TERMINAL_STATUSES, TaskRunStatus, status_text
 from ._constants import DEFAULT_RETRY_FACTOR, STATUS_OUTPUT_MAX
 
 # --------------------------------------------------------------------------- ids
@@ -61,22 +62,27 @@ def new_run_id() -> str:
 # --------------------------------------------------------------------------- run states
 
 
-class RunStatus(str, enum.Enum):
-    """A run's status as stored (and, lowercase, on the REST wire)."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-    @property
-    def terminal(self) -> bool:
-        """True once nothing can change the run."""
-        return self in _TERMINAL
+#: A run's status is the schema's enum (proto ``render.workflows.v1.TaskRunStatus``); the
+#: local server produces PENDING, RUNNING, COMPLETED, FAILED and CANCELED.
+RunStatus = TaskRunStatus
 
 
-_TERMINAL: Final = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+def is_terminal(status: TaskRunStatus) -> bool:
+    """True once nothing can change a run in ``status``."""
+    return status in TERMINAL_STATUSES
+
+
+_STATUS_BY_TEXT: Final = {
+    status_text(s): s for s in TaskRunStatus if s != TaskRunStatus.UNSPECIFIED
+}
+
+
+def status_from_text(text: str) -> TaskRunStatus:
+    """The status stored as ``text`` (its wire spelling, e.g. ``"completed"``)."""
+    try:
+        return _STATUS_BY_TEXT[text]
+    except KeyError:
+        raise ValueError(f"unknown run status {text!r}") from None
 
 
 class RunEvent(str, enum.Enum):
@@ -93,7 +99,7 @@ class InvalidTransition(Exception):
     """The event is not allowed in the run's current status."""
 
     def __init__(self, status: RunStatus, event: RunEvent) -> None:
-        super().__init__(f"cannot {event.value} a run that is {status.value}")
+        super().__init__(f"cannot {event.value} a run that is {status_text(status)}")
         self.status = status
         self.event = event
 
@@ -247,9 +253,9 @@ def sse_event_name(status: RunStatus) -> str:
     The official clients read the outcome from the data (status, error); the TypeScript
     SDK listens for task.completed, not task.succeeded, so no other terminal name is used.
     """
-    if status.terminal:
+    if is_terminal(status):
         return "task.completed"
-    return f"task.{status.value}"
+    return f"task.{status_text(status)}"
 
 
 def split_ids(values: Iterable[str]) -> list[str]:

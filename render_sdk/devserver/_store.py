@@ -17,7 +17,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from ._protocol import LogFilter, RetryPolicy, RunStatus, new_task_id
+from ..models import status_text
+from ._protocol import (
+    LogFilter,
+    RetryPolicy,
+    RunStatus,
+    is_terminal,
+    new_task_id,
+    status_from_text,
+)
 
 _SCHEMA_VERSION: Final = 1
 
@@ -214,7 +222,7 @@ class Store:
             attempts.setdefault(row[0], []).append(
                 AttemptRecord(
                     attempt=row[1],
-                    status=RunStatus(row[2]),
+                    status=status_from_text(row[2]),
                     started_at=_dt.datetime.fromisoformat(row[3]),
                     completed_at=_dt_or_none(row[4]),
                     error=row[5],
@@ -230,7 +238,7 @@ class Store:
                 seq=row[0],
                 id=row[1],
                 task_name=row[2],
-                status=RunStatus(row[3]),
+                status=status_from_text(row[3]),
                 input=row[4],
                 output=row[5],
                 error=row[6],
@@ -326,7 +334,7 @@ class Store:
             (
                 run_id,
                 task_name,
-                RunStatus.PENDING.value,
+                status_text(RunStatus.PENDING),
                 input_json,
                 now.isoformat(),
                 parent.id if parent else "",
@@ -372,12 +380,17 @@ class Store:
             self._db.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, attempt, status, started_at)"
                 " VALUES (?, ?, ?, ?)",
-                (run.id, attempt.attempt, attempt.status.value, attempt.started_at.isoformat()),
+                (
+                    run.id,
+                    attempt.attempt,
+                    status_text(attempt.status),
+                    attempt.started_at.isoformat(),
+                ),
             )
             self._db.execute(
                 "UPDATE runs SET status = ?, completed_at = NULL, error = NULL, output = NULL,"
                 " next_attempt_at = NULL WHERE id = ?",
-                (RunStatus.RUNNING.value, run.id),
+                (status_text(RunStatus.RUNNING), run.id),
             )
         run.attempts.append(attempt)
         run.status = RunStatus.RUNNING
@@ -412,9 +425,16 @@ class Store:
                 self._db.execute(
                     "UPDATE attempts SET status = ?, completed_at = ?, error = ?, output = ?"
                     " WHERE run_id = ? AND attempt = ?",
-                    (attempt_status.value, now.isoformat(), error, output, run.id, attempt.attempt),
+                    (
+                        status_text(attempt_status),
+                        now.isoformat(),
+                        error,
+                        output,
+                        run.id,
+                        attempt.attempt,
+                    ),
                 )
-            terminal = run_status.terminal
+            terminal = is_terminal(run_status)
             run.status = run_status
             run.output = output if run_status == RunStatus.COMPLETED else None
             run.error = error if run_status == RunStatus.FAILED else None
@@ -424,7 +444,7 @@ class Store:
                 "UPDATE runs SET status = ?, output = ?, error = ?, completed_at = ?,"
                 " next_attempt_at = ? WHERE id = ?",
                 (
-                    run.status.value,
+                    status_text(run.status),
                     run.output,
                     run.error,
                     _ts(run.completed_at),
@@ -471,7 +491,7 @@ class Store:
 
     def unfinished_runs(self) -> list[RunRecord]:
         """Runs that are pending or running, oldest first."""
-        return [r for r in self._order if not r.status.terminal]
+        return [r for r in self._order if not is_terminal(r.status)]
 
     # ------------------------------------------------------------------ logs
 

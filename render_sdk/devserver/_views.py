@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any
 
 from .. import _wire
 from .._errors import WireFormatError
@@ -14,25 +14,11 @@ from ..models import (
     TaskAttemptDetails,
     TaskRun,
     TaskRunDetails,
-    TaskRunStatus,
     TaskRunWithCursor,
     TaskWithCursor,
 )
 from ._protocol import RunStatus, encode_cursor
 from ._store import AttemptRecord, LogRecord, RunRecord, TaskRecord
-
-_STATUS: Final = {
-    RunStatus.PENDING: TaskRunStatus.PENDING,
-    RunStatus.RUNNING: TaskRunStatus.RUNNING,
-    RunStatus.COMPLETED: TaskRunStatus.COMPLETED,
-    RunStatus.FAILED: TaskRunStatus.FAILED,
-    RunStatus.CANCELED: TaskRunStatus.CANCELED,
-}
-
-
-def wire_status(status: RunStatus) -> TaskRunStatus:
-    """The REST enum of a stored status."""
-    return _STATUS[status]
 
 
 def results_json(output: bytes | None) -> bytes:
@@ -58,57 +44,52 @@ def task_with_cursor(task: TaskRecord) -> TaskWithCursor:
     return TaskWithCursor(task=task_model(task), cursor=task.id)
 
 
-def _attempt(run: RunRecord, a: AttemptRecord) -> TaskAttempt:
-    return TaskAttempt(
-        attempt=a.attempt,
-        status=wire_status(a.status),
-        started_at=a.started_at,
-        completed_at=a.completed_at,
-        task_run_id=run.id,
-    )
+def _attempt_fields(run: RunRecord, a: AttemptRecord) -> dict[str, Any]:
+    # The fields TaskAttempt and TaskAttemptDetails share.
+    return {
+        "attempt": a.attempt,
+        "status": a.status,
+        "started_at": a.started_at,
+        "completed_at": a.completed_at,
+        "task_run_id": run.id,
+    }
 
 
-def _attempt_details(run: RunRecord, a: AttemptRecord) -> TaskAttemptDetails:
-    return TaskAttemptDetails(
-        attempt=a.attempt,
-        status=wire_status(a.status),
-        started_at=a.started_at,
-        completed_at=a.completed_at,
-        task_run_id=run.id,
-        error=a.error,
-        results_json=results_json(a.output) if a.status == RunStatus.COMPLETED else None,
-    )
+def _run_fields(run: RunRecord, task_id: str) -> dict[str, Any]:
+    # The fields TaskRun and TaskRunDetails share.
+    return {
+        "id": run.id,
+        "task_id": task_id,
+        "status": run.status,
+        "started_at": run.attempts[0].started_at if run.attempts else None,
+        "completed_at": run.completed_at,
+        "parent_task_run_id": run.parent_id,
+        "parent_task_attempt": run.parent_attempt,
+        "root_task_run_id": run.root_id,
+        "retries": max(0, len(run.attempts) - 1),
+    }
 
 
 def task_run(run: RunRecord, task_id: str) -> TaskRun:
     """The REST TaskRun (list items and the POST /v1/task-runs answer)."""
     return TaskRun(
-        id=run.id,
-        task_id=task_id,
-        status=wire_status(run.status),
-        started_at=run.attempts[0].started_at if run.attempts else None,
-        completed_at=run.completed_at,
-        parent_task_run_id=run.parent_id,
-        parent_task_attempt=run.parent_attempt,
-        root_task_run_id=run.root_id,
-        retries=max(0, len(run.attempts) - 1),
-        attempts=[_attempt(run, a) for a in run.attempts],
+        **_run_fields(run, task_id),
+        attempts=[TaskAttempt(**_attempt_fields(run, a)) for a in run.attempts],
     )
 
 
 def task_run_details(run: RunRecord, task_id: str) -> TaskRunDetails:
     """The REST TaskRunDetails (GET by id, SSE data)."""
     return TaskRunDetails(
-        id=run.id,
-        task_id=task_id,
-        status=wire_status(run.status),
-        started_at=run.attempts[0].started_at if run.attempts else None,
-        completed_at=run.completed_at,
-        parent_task_run_id=run.parent_id,
-        parent_task_attempt=run.parent_attempt,
-        root_task_run_id=run.root_id,
-        retries=max(0, len(run.attempts) - 1),
-        attempts=[_attempt_details(run, a) for a in run.attempts],
+        **_run_fields(run, task_id),
+        attempts=[
+            TaskAttemptDetails(
+                **_attempt_fields(run, a),
+                error=a.error,
+                results_json=results_json(a.output) if a.status == RunStatus.COMPLETED else None,
+            )
+            for a in run.attempts
+        ],
         results_json=results_json(run.output) if run.status == RunStatus.COMPLETED else b"",
         input_json=run.input,
         error=run.error

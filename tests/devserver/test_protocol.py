@@ -20,6 +20,7 @@ from render_sdk.devserver._protocol import (
     encode_cursor,
     format_duration,
     is_app_spec,
+    is_terminal,
     new_run_id,
     new_task_id,
     parse_command,
@@ -34,6 +35,7 @@ from render_sdk.devserver._protocol import (
     sse_preamble,
     transition,
 )
+from render_sdk.models import status_text
 
 
 def test_ids_have_prefixes_and_sort_by_creation() -> None:
@@ -62,8 +64,8 @@ def test_allowed_transitions(status: RunStatus, event: RunEvent, after: RunStatu
 @pytest.mark.parametrize("status", [RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED])
 @pytest.mark.parametrize("event", list(RunEvent))
 def test_terminal_runs_never_change(status: RunStatus, event: RunEvent) -> None:
-    assert status.terminal
-    with pytest.raises(InvalidTransition, match=status.value):
+    assert is_terminal(status)
+    with pytest.raises(InvalidTransition, match=status_text(status)):
         transition(status, event)
 
 
@@ -229,3 +231,20 @@ def test_app_spec_and_source() -> None:
     assert command_source(["render-workflows", "main:app"]) == "main:app"
     assert command_source(["python", "/x/main.py"]) == "main.py"
     assert command_source(["node", "server"]) == "node server"
+
+
+def test_stored_statuses_are_the_schema_enum_spelled_as_on_the_wire() -> None:
+    from render_sdk.devserver._protocol import status_from_text
+    from render_sdk.models import TaskRunStatus
+
+    for status in (
+        RunStatus.PENDING,
+        RunStatus.RUNNING,
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+        RunStatus.CANCELED,
+    ):
+        assert isinstance(status, TaskRunStatus)
+        assert status_from_text(status_text(status)) is status
+    with pytest.raises(ValueError, match="unknown run status"):
+        status_from_text("archived")
