@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -121,7 +122,14 @@ def run_task_body(task: str, input: Any) -> bytes:
             f"got {type(input).__name__}",
             field="input",
         )
-    request = RunTaskRequest(task=task, input_json=_wire.encode_json_value(input, what="input"))
+    request = RunTaskRequest(
+        task=task,
+        input_json=_wire.encode_json_value(input, what="input"),
+        # One key per logical start, carried by every retry of this body, so that a retry
+        # after a lost response returns the run the first attempt started (Render's API
+        # and the local server deduplicate on it).
+        idempotency_key=str(uuid.uuid4()),
+    )
     return _wire.dumps(request, _wire.REST)
 
 

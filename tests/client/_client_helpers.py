@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 
 BASE = "https://api.render.test"
+
+
+def split_idempotency_key(content: bytes) -> tuple[bytes, str]:
+    """A POST /task-runs body without its trailing ``idempotencyKey``, and the key (a UUID4)."""
+    match = re.fullmatch(rb'(.*),"idempotencyKey":"([0-9a-f-]{36})"\}', content, flags=re.S)
+    assert match is not None, content
+    key = match.group(2).decode()
+    assert uuid.UUID(key).version == 4
+    return match.group(1) + b"}", key
 
 
 def details(run_id: str = "trn-1", status: str = "completed", **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,15 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from _client_helpers import BASE, Recorder, details, sse, sse_response, task_run
+from _client_helpers import (
+    BASE,
+    Recorder,
+    details,
+    split_idempotency_key,
+    sse,
+    sse_response,
+    task_run,
+)
 
 from render_sdk.client import (
     AwaitableTaskRun,
@@ -50,7 +58,8 @@ async def test_run_task_request_and_handle() -> None:
     request = rec.requests[0]
     assert request.method == "POST"
     assert str(request.url) == f"{BASE}/v1/task-runs"
-    assert request.content == b'{"task":"my-workflow/my-task","input":[3,4]}'
+    body, _ = split_idempotency_key(request.content)
+    assert body == b'{"task":"my-workflow/my-task","input":[3,4]}'
     assert request.headers["Authorization"] == "Bearer rnd_test"
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["User-Agent"].startswith("render-sdk-python/")
@@ -66,8 +75,11 @@ async def test_run_task_keyword_input_and_tuple() -> None:
     render, rec = client(lambda r, i: json_response(202, task_run()))
     await render.workflows.run_task("wf/t", {"a": 1, "b": "é"})
     await render.workflows.run_task("wf/t", (1, 2))
-    assert rec.requests[0].content == '{"task":"wf/t","input":{"a":1,"b":"é"}}'.encode()
-    assert rec.requests[1].content == b'{"task":"wf/t","input":[1,2]}'
+    first, first_key = split_idempotency_key(rec.requests[0].content)
+    second, second_key = split_idempotency_key(rec.requests[1].content)
+    assert first == '{"task":"wf/t","input":{"a":1,"b":"é"}}'.encode()
+    assert second == b'{"task":"wf/t","input":[1,2]}'
+    assert first_key != second_key  # one key per logical start
 
 
 @pytest.mark.parametrize("bad", [5, "text", {1, 2}, [object()], [float("nan")]])
@@ -114,6 +126,8 @@ async def test_post_is_retried_when_it_never_connected() -> None:
     render, rec = client(answer)
     assert (await render.workflows.run_task("wf/t", [])).id == "trn-1"
     assert len(rec.requests) == 2
+    # The retry is the same start: same body, same idempotency key.
+    assert rec.requests[0].content == rec.requests[1].content
 
 
 async def test_post_is_not_retried_after_a_read_error() -> None:
@@ -136,6 +150,8 @@ async def test_post_is_retried_after_429_retry_after() -> None:
     render, rec = client(answer)
     assert (await render.workflows.run_task("wf/t", [])).id == "trn-1"
     assert len(rec.requests) == 2
+    # The retry is the same start: same body, same idempotency key.
+    assert rec.requests[0].content == rec.requests[1].content
 
 
 async def test_malformed_success_body() -> None:

@@ -9,7 +9,15 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from _client_helpers import BASE, Recorder, details, sse, sse_response_sync, task_run
+from _client_helpers import (
+    BASE,
+    Recorder,
+    details,
+    split_idempotency_key,
+    sse,
+    sse_response_sync,
+    task_run,
+)
 
 from render_sdk import RenderSync
 from render_sdk.client import (
@@ -55,7 +63,7 @@ def test_run_and_wait() -> None:
     assert isinstance(handle, TaskRunSync)
     assert (handle.id, handle.status) == ("trn-1", "running")
     assert handle.wait().results == [25]
-    assert rec.requests[0].content == b'{"task":"wf/t","input":[5]}'
+    assert split_idempotency_key(rec.requests[0].content)[0] == b'{"task":"wf/t","input":[5]}'
     assert rec.requests[0].headers["Authorization"] == "Bearer rnd_test"
 
 

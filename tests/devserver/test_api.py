@@ -323,3 +323,17 @@ def test_events_for_unknown_runs_is_404(client: httpx.Client) -> None:
     r = client.get("/v1/task-runs/events", params={"taskRunIds": "trn-nope"})
     assert r.status_code == 404
     assert r.json() == {"message": "task run not found: trn-nope"}
+
+
+def test_run_task_idempotency_key_returns_the_first_run(client: httpx.Client) -> None:
+    body = {"task": "square", "input": [6], "idempotencyKey": "0b8c7f3e-key-test"}
+    first = client.post("/v1/task-runs", json=body)
+    again = client.post("/v1/task-runs", json=body)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    other = client.post("/v1/task-runs", json={**body, "idempotencyKey": "another-key"})
+    assert other.json()["id"] != first.json()["id"]
+    assert wait_terminal(client, first.json()["id"])["results"] == [36]
+    bad = client.post("/v1/task-runs", json={**body, "idempotencyKey": 5})
+    assert bad.status_code == 400
+    assert "idempotencyKey" in bad.json()["message"]
