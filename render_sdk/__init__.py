@@ -20,8 +20,19 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .client import Render, RenderSync
     from .workflows import Options, Retry, Workflows
+    from .workflows._legacy import start, task
 
-__all__ = ["Options", "Render", "RenderSync", "Retry", "Workflows", "__version__"]
+# ``start`` and ``task`` are render_sdk 0.4.0's deprecated module-level API (they warn).
+__all__ = [
+    "Options",
+    "Render",
+    "RenderSync",
+    "Retry",
+    "Workflows",
+    "__version__",
+    "start",
+    "task",
+]
 
 _LAZY = {
     "Options": "render_sdk.workflows",
@@ -29,6 +40,8 @@ _LAZY = {
     "RenderSync": "render_sdk.client",
     "Retry": "render_sdk.workflows",
     "Workflows": "render_sdk.workflows",
+    "start": "render_sdk.workflows._legacy",
+    "task": "render_sdk.workflows._legacy",
 }
 
 

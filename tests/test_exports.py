@@ -9,7 +9,21 @@ import pytest
 import render_sdk
 
 EXPECTED = {
-    "render_sdk": ["Options", "Render", "RenderSync", "Retry", "Workflows", "__version__"],
+    "render_sdk": [
+        "Options",
+        "Render",
+        "RenderSync",
+        "Retry",
+        "Workflows",
+        "__version__",
+        "start",
+        "task",
+    ],
+    "render_sdk.client.client": ["Client"],
+    "render_sdk.client.workflows": ["AwaitableTaskRun", "WorkflowsService"],
+    "render_sdk.experimental.object": ["ObjectClient", "ObjectData", "ScopedObjectClient"],
+    "render_sdk.render": ["Render"],
+    "render_sdk.version": ["get_user_agent", "get_version"],
     "render_sdk.client.errors": [
         "ClientError",
         "RateLimitError",

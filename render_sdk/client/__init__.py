@@ -7,16 +7,31 @@ Public API::
 
 ``Render`` is asynchronous; ``RenderSync`` is its synchronous twin with the same
 methods (``render.workflows.run_task(...)`` returns a handle you ``await`` in one and
-``.wait()`` for in the other).
+``.wait()`` for in the other). render_sdk 0.4.0's names (``Client``, ``TaskData``,
+``ObjectData``, ...) are exported here too, so code written for it keeps importing.
 """
 
 from __future__ import annotations
 
+from ..experimental import (
+    DownloadResponse,
+    ExperimentalService,
+    ObjectApi,
+    ObjectClient,
+    ObjectData,
+    OwnerID,
+    PutObjectResult,
+    Region,
+    ScopedObjectClient,
+    StorageService,
+    UploadResponse,
+)
 from ..models import TaskRun, TaskRunDetails, TaskRunStatus
 from ._async import AwaitableTaskRun, Render, WorkflowsService
 from ._core import ClientConfig
 from ._protocol import ListTaskRunsParams, TaskRunList
 from ._sync import RenderSync, TaskRunSync, WorkflowsServiceSync
+from .client import Client
 from .errors import (
     ClientError,
     ConfigurationError,
@@ -27,18 +42,35 @@ from .errors import (
     TimeoutError,
     WireFormatError,
 )
+from .types import CursorParam, LimitParam, OwnerIDParam, TaskData, TaskIdentifier
 
 __all__ = [
     "AwaitableTaskRun",
+    "Client",
     "ClientConfig",
     "ClientError",
     "ConfigurationError",
+    "CursorParam",
+    "DownloadResponse",
+    "ExperimentalService",
+    "LimitParam",
     "ListTaskRunsParams",
+    "ObjectApi",
+    "ObjectClient",
+    "ObjectData",
+    "OwnerID",
+    "OwnerIDParam",
+    "PutObjectResult",
     "RateLimitError",
+    "Region",
     "Render",
     "RenderError",
     "RenderSync",
+    "ScopedObjectClient",
     "ServerError",
+    "StorageService",
+    "TaskData",
+    "TaskIdentifier",
     "TaskRun",
     "TaskRunDetails",
     "TaskRunError",
@@ -46,6 +78,7 @@ __all__ = [
     "TaskRunStatus",
     "TaskRunSync",
     "TimeoutError",
+    "UploadResponse",
     "WireFormatError",
     "WorkflowsService",
     "WorkflowsServiceSync",

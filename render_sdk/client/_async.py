@@ -26,6 +26,7 @@ from ._core import (
 
 if TYPE_CHECKING:
     from ..experimental import ExperimentalService
+    from .client import Client
 
 __all__ = ["AwaitableTaskRun", "Render", "WorkflowsService"]
 
@@ -57,6 +58,15 @@ class AwaitableTaskRun:
     def status(self) -> str:
         """The status when the run was created (``"pending"``, ``"running"``, ...)."""
         return P.status_of(self.task_run)
+
+    def is_terminal_status(self) -> bool:
+        """True when the run was already terminal when it was created (0.4.0's check).
+
+        Like 0.4.0 this looks at the creation snapshot (:attr:`status`), not the
+        server's current state; unlike 0.4.0 (fixed upstream in 0.5.0) a canceled
+        run counts as terminal too, alongside completed and failed.
+        """
+        return P.is_terminal(self.task_run)
 
     def __await__(self) -> Generator[Any, None, TaskRunDetails]:
         return self.wait().__await__()
@@ -92,7 +102,14 @@ class WorkflowsService:
     def __init__(self, http: AsyncHTTP) -> None:
         self._http = http
 
-    async def run_task(self, task: str, input: Any) -> AwaitableTaskRun:
+    async def run_task(
+        self,
+        task: str = P.MISSING,
+        input: Any = P.MISSING,
+        *,
+        task_identifier: str = P.MISSING,
+        input_data: Any = P.MISSING,
+    ) -> AwaitableTaskRun:
         """Start a task run.
 
         Args:
@@ -106,6 +123,7 @@ class WorkflowsService:
             WireFormatError: ``input`` cannot be sent as JSON.
             ClientError: The server refused (unknown task: status 404).
         """
+        task, input = P.run_task_arguments(task, input, task_identifier, input_data)
         body = P.run_task_body(task, input)
         response = await self._http.request(
             "POST", P.PATH_TASK_RUNS, operation=P.OP_RUN, content=body
@@ -324,6 +342,13 @@ class Render:
     def workflows(self) -> WorkflowsService:
         """Run, watch, cancel and list task runs."""
         return self._workflows
+
+    @property
+    def client(self) -> Client:
+        """render_sdk 0.4.0's ``Client`` view of this client (same services, same pool)."""
+        from .client import Client
+
+        return Client._of(self)
 
     @property
     def experimental(self) -> ExperimentalService:

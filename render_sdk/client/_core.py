@@ -76,7 +76,7 @@ def user_agent() -> str:
     """The User-Agent sent on every API request.
 
     ``render-sdk-python/<version> (<implementation>/<python version>; <os>/<arch>)``, for
-    example ``render-sdk-python/0.1.0 (cpython/3.12.3; linux/x86_64)``.
+    example ``render-sdk-python/0.5.0 (cpython/3.12.3; linux/x86_64)``.
     """
     impl = platform.python_implementation().lower()
     return (

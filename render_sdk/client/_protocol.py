@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -307,6 +308,48 @@ def status_of(run: TaskRun | TaskRunDetails) -> str:
     return status_text(run.status, run.unknown_status)
 
 
+MISSING: Final[Any] = object()
+
+
+def run_task_arguments(
+    task: Any, input: Any, task_identifier: Any, input_data: Any
+) -> tuple[str, Any]:
+    """``run_task``'s (task, input), accepting 0.4.0's keyword names with a warning.
+
+    render_sdk 0.4.0 spelled them ``task_identifier=`` and ``input_data=``; code
+    written for it keeps working and is told the new names.
+
+    Raises:
+        TypeError: An argument is missing or given under both names.
+    """
+    legacy = []
+    for old, new, old_value, new_value in (
+        ("task_identifier", "task", task_identifier, task),
+        ("input_data", "input", input_data, input),
+    ):
+        if old_value is MISSING:
+            continue
+        if new_value is not MISSING:
+            raise TypeError(
+                f"run_task() got both {new}= and its 0.4.0 name {old}=; pass only {new}="
+            )
+        legacy.append((old, new))
+    if legacy:
+        olds = ", ".join(f"{old}=" for old, _ in legacy)
+        news = ", ".join(f"{new}=" for _, new in legacy)
+        warnings.warn(
+            f"run_task({olds}) uses render_sdk 0.4.0's names; use run_task({news})",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    task = task if task_identifier is MISSING else task_identifier
+    input = input if input_data is MISSING else input_data
+    if task is MISSING or input is MISSING:
+        missing = "task" if task is MISSING else "input"
+        raise TypeError(f"run_task() missing required argument: {missing!r}")
+    return task, input
+
+
 def is_terminal(run: TaskRun | TaskRunDetails) -> bool:
     """True once a run can no longer change."""
     return run.status in TERMINAL_STATUSES
@@ -339,7 +382,10 @@ def outcome_error(details: TaskRunDetails) -> TaskRunError | None:
         details.status not in TERMINAL_STATUSES and details.error
     ):
         return TaskRunError(
-            f"task run {details.id} failed: {details.error or 'no error details'}",
+            # 0.4.0 raised TaskRunError(<server error string>), so code printing
+            # f"Task failed: {e}" reads "Task failed: ValueError: ..."; the run id
+            # stays available as ``task_run_id``.
+            details.error or f"task run {details.id} failed with no error details",
             task_run_id=details.id,
             details=details.error,
             status=status,

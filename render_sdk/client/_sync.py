@@ -70,6 +70,15 @@ class TaskRunSync:
         """The status when the run was created (``"pending"``, ``"running"``, ...)."""
         return P.status_of(self.task_run)
 
+    def is_terminal_status(self) -> bool:
+        """True when the run was already terminal when it was created (0.4.0's check).
+
+        Like 0.4.0 this looks at the creation snapshot (:attr:`status`), not the
+        server's current state; unlike 0.4.0 (fixed upstream in 0.5.0) a canceled
+        run counts as terminal too, alongside completed and failed.
+        """
+        return P.is_terminal(self.task_run)
+
     def wait(self, *, timeout: float | None = None) -> TaskRunDetails:
         """Wait for the run's final state.
 
@@ -101,8 +110,16 @@ class WorkflowsServiceSync:
     def __init__(self, http: SyncHTTP) -> None:
         self._http = http
 
-    def run_task(self, task: str, input: Any) -> TaskRunSync:
+    def run_task(
+        self,
+        task: str = P.MISSING,
+        input: Any = P.MISSING,
+        *,
+        task_identifier: str = P.MISSING,
+        input_data: Any = P.MISSING,
+    ) -> TaskRunSync:
         """Start a task run; see :meth:`WorkflowsService.run_task`."""
+        task, input = P.run_task_arguments(task, input, task_identifier, input_data)
         body = P.run_task_body(task, input)
         response = self._http.request("POST", P.PATH_TASK_RUNS, operation=P.OP_RUN, content=body)
         return TaskRunSync(self, P.parse_task_run(response.content))

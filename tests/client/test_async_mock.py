@@ -568,7 +568,7 @@ async def test_await_handle_run_finished_before_subscribing() -> None:
 @pytest.mark.parametrize(
     ("status", "error", "text"),
     [
-        ("failed", "ValueError: boom", "failed: ValueError: boom"),
+        ("failed", "ValueError: boom", "^ValueError: boom$"),
         ("canceled", None, "was canceled"),
     ],
 )
