@@ -245,6 +245,10 @@ class Api:
         raw_last = request.headers.get("last-event-id", "")
         if raw_last.strip().isdigit():
             last_id = int(raw_last.strip())
+            # An id this server never issued (a bogus header, or a clock that went back
+            # across a restart) would hide every terminal state: replay from scratch.
+            if last_id > self.orch.hub.last_issued:
+                last_id = None
         return _SSEResponse(self, ids, last_id)
 
     # ------------------------------------------------------------------ logs
@@ -306,7 +310,7 @@ class Api:
 
 
 class _SSEResponse(Response):
-    """``text/event-stream`` of run events, ending when the client goes away.
+    """``text/event-stream`` of run events, ending once every run is terminal or the client goes.
 
     The client's disconnect is watched directly (``http.disconnect``), so a stream with
     no traffic is released at once rather than at its next heartbeat.
@@ -364,16 +368,31 @@ class _SSEResponse(Response):
                 continue
             event_id = known or hub.next_id()
             frames.append(sse_frame(event_id, sse_event_name(run.status), orch.run_details(run)))
-        # Events queued while the replay was built would repeat it.
+        # Events queued while the replay was built would repeat it. Every run terminal now
+        # has had its terminal state sent (above, in the replay, or before Last-Event-ID).
         sub.queue.clear()
+        sub.terminal_sent = {
+            run_id
+            for run_id in self.run_ids
+            if (run := orch.store.runs.get(run_id)) is not None and is_terminal(run.status)
+        }
         return frames
+
+    def _finished(self, sub: Subscriber) -> bool:
+        """Whether the requested runs that exist (one at least) all had their terminal event.
+
+        Unknown ids among known ones cannot become terminal, so they do not hold it open.
+        """
+        runs = self.api.orch.store.runs
+        known = [run_id for run_id in self.run_ids if run_id in runs]
+        return bool(known) and all(run_id in sub.terminal_sent for run_id in known)
 
     async def _pump(self, sub: Subscriber, send: Send, disconnected: asyncio.Task[None]) -> None:
         while True:
             sub.wakeup.clear()
             while sub.queue:
                 await _send_body(send, sub.queue.popleft())
-            if sub.dropped or disconnected.done():
+            if sub.dropped or disconnected.done() or self._finished(sub):
                 return
             woke = asyncio.get_running_loop().create_task(sub.wakeup.wait())
             try:

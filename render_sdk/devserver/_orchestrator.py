@@ -88,6 +88,10 @@ class Subscriber:
     queue: deque[bytes] = field(default_factory=deque)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
+    #: Runs whose terminal event is in (or went out before) ``queue``: once it holds every
+    #: requested run, the stream has said all it will and ends (the official clients'
+    #: ``task_run_events`` loops only stop when the server closes the stream).
+    terminal_sent: set[str] = field(default_factory=set)
 
 
 class EventHub:
@@ -104,6 +108,8 @@ class EventHub:
         # Seeded from the clock so that ids keep growing across restarts: a client that
         # resumes with an older server's Last-Event-ID then gets the newer events.
         self._ids = itertools.count(int(time.time() * 1000))
+        #: The newest id handed out; a Last-Event-ID above it was never issued here.
+        self.last_issued = next(self._ids)
         #: The id of each run's terminal event, reused when it is replayed on subscribe.
         self.terminal_ids: dict[str, int] = {}
 
@@ -130,7 +136,8 @@ class EventHub:
 
     def next_id(self) -> int:
         """A fresh event id."""
-        return next(self._ids)
+        self.last_issued = next(self._ids)
+        return self.last_issued
 
     def replay_after(self, last_id: int, run_ids: frozenset[str]) -> list[tuple[str, bytes]]:
         """``(run id, frame)`` of events above ``last_id`` for ``run_ids`` still in the history."""
@@ -151,6 +158,8 @@ class EventHub:
                 self.unsubscribe(sub)
             else:
                 sub.queue.append(frame)
+                if terminal:
+                    sub.terminal_sent.add(run_id)
             sub.wakeup.set()
 
 

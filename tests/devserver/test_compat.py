@@ -50,7 +50,6 @@ async def main():
     ev_run = await render.workflows.run_task("square", [3])
     async for ev in render.workflows.task_run_events([ev_run.id]):
         out["event"] = [ev.id == ev_run.id, ev.status.value, ev.results]
-        break
     bad = await render.workflows.run_task("always_fails", [])
     try:
         await bad
@@ -90,7 +89,6 @@ out["cancel"] = render.workflows.get_task_run(slow.id).status.value
 started = render.workflows.start_task("square", [3])
 for ev in render.workflows.task_run_events([started.id]):
     out["event"] = [ev.id == started.id, ev.status.value, ev.results]
-    break
 a = render.workflows.start_task("square", [5], idempotency_key="order-1")
 b = render.workflows.start_task("square", [5], idempotency_key="order-1")
 out["idempotent"] = a.id == b.id
@@ -143,6 +141,54 @@ async def fan(ctx: TaskContext, n: int) -> int:
 def always_fails(ctx: TaskContext) -> None:
     raise ValueError("boom")
 """
+
+
+#: The seed README's "Stream task run events" lines, verbatim, inside a minimal main().
+SEED_EVENTS = """
+import asyncio
+from render_sdk import Render
+
+async def main():
+    render = Render()
+    # Stream task run events
+    task_run3 = await render.workflows.run_task("my-workflow/my-task", [6])
+    async for event in render.workflows.task_run_events([task_run3.id]):
+        print(f"{event.id} status={event.status}")
+        if event.error:
+            print(f"Error: {event.error}")
+    print("RESULT " + json.dumps(task_run3.id))
+
+import json
+asyncio.run(main())
+"""
+
+SEED_APP = """
+from render_sdk import Workflows
+
+app = Workflows()
+
+@app.task(name="my-task")
+def my_task(x: int) -> int:
+    return x + 1
+"""
+
+
+@pytest.mark.parametrize("client", ["render_sdk-0.4.0", "render-1.5.0"])
+def test_seed_events_loop_ends(
+    client: str, make_server: MakeServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The seed's events loop ends by itself with both official clients (issue 11 item 1)."""
+    python = request.getfixturevalue(
+        "sdk040_python" if client.startswith("render_sdk") else "render150_python"
+    )
+    (tmp_path / "seed_app.py").write_text(textwrap.dedent(SEED_APP))
+    server = make_server(app="seed_app:app", cwd=tmp_path)
+    script = SEED_EVENTS
+    if client.startswith("render-"):
+        script = script.replace("from render_sdk import Render", "from render import RenderAsync")
+        script = script.replace("render = Render()", "render = RenderAsync()")
+    out = run_client(python, script, server, tmp_path)
+    assert out.startswith("trn-"), out
 
 
 def run_client(python: Path, script: str, server: LocalServer, tmp_path: Path) -> dict[str, Any]:

@@ -140,6 +140,39 @@ def test_last_event_id_replays_missed_events(client: httpx.Client) -> None:
     assert replay[0]["id"] == events[2]["id"]
 
 
+def read_to_end(
+    client: httpx.Client, params: Any, headers: dict[str, str] | None = None
+) -> list[str]:
+    """The whole stream, read until the server closes it: each event's ``event`` name."""
+    with client.stream(
+        "GET", "/v1/task-runs/events", params=params, headers=headers or {}, timeout=30
+    ) as r:
+        assert r.status_code == 200
+        body = r.read().decode()
+    return [ln.split(": ", 1)[1] for ln in body.split("\n") if ln.startswith("event: ")]
+
+
+def test_stream_ends_once_every_run_is_terminal(client: httpx.Client) -> None:
+    done = start_run(client, "square", [2])
+    wait_terminal(client, done)
+    live = start_run(client, "sleepy", [0.5])
+    # No break: the server closes the stream after both terminal events went out.
+    names = read_to_end(client, {"taskRunIds": f"{done},{live}"})
+    assert names.count("task.completed") == 2
+    assert names[-1] == "task.completed"
+    # Every run already terminal: the replay, then the end.
+    assert read_to_end(client, {"taskRunIds": done}) == ["task.completed"]
+
+
+def test_last_event_id_above_any_issued_id_still_gets_terminal_state(
+    client: httpx.Client,
+) -> None:
+    run_id = start_run(client, "square", [3])
+    wait_terminal(client, run_id)
+    names = read_to_end(client, {"taskRunIds": run_id}, {"Last-Event-ID": str(10**18)})
+    assert names[-1] == "task.completed"
+
+
 def test_missing_ids_is_400(client: httpx.Client) -> None:
     r = client.get("/v1/task-runs/events")
     assert r.status_code == 400
