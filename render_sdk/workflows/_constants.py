@@ -61,6 +61,10 @@ SUBTASK_WAIT_LIMIT_S: Final = float(MAX_TIMEOUT_SECONDS)
 #: rather than unbounded memory.
 MAX_RESPONSE_HEAD_BYTES: Final = 64 * 1024
 MAX_RESPONSE_BODY_BYTES: Final = 256 * 1024 * 1024
+#: Largest encoded task result the runner sends: larger fails the attempt at once, naming
+#: both sizes, before anything goes on the socket (Render documents a 4 MB input limit; a
+#: result is kept to the same order, well under the server's socket body cap).
+MAX_RESULT_BYTES: Final = 10 * 1024 * 1024
 #: Bytes asked of the socket per read.
 READ_SIZE: Final = 64 * 1024
 #: At most this many bytes of a non-JSON error body go into the error message.

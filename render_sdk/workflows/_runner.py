@@ -146,19 +146,28 @@ def encode_result(result: Any, task_name: str) -> bytes:
     """Render's result encoding: a list as is, anything else as ``[result]``.
 
     Raises:
-        WireFormatError: The result is not JSON-serializable (names its type).
+        WireFormatError: The result is not JSON-serializable (names its type) or its
+            encoding is larger than ``MAX_RESULT_BYTES`` (names both sizes).
     """
     from .. import _wire
 
     value = result if isinstance(result, list) else [result]
     try:
-        return _wire.encode_json_value(value)
+        encoded = _wire.encode_json_value(value)
     except _errors.WireFormatError as exc:
         raise _errors.WireFormatError(
             f"task {task_name!r} returned a {type(result).__name__}, which cannot be sent "
             f"as its JSON result: {_strip_field(exc)}",
             field="result",
         ) from None
+    if len(encoded) > C.MAX_RESULT_BYTES:
+        raise _errors.WireFormatError(
+            f"task {task_name!r} returned a result of {len(encoded)} bytes as JSON, over the "
+            f"limit of {C.MAX_RESULT_BYTES} bytes; store large data elsewhere (for example "
+            "object storage) and return a reference to it",
+            field="result",
+        )
+    return encoded
 
 
 def _strip_field(exc: _errors.WireFormatError) -> str:
