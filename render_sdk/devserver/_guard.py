@@ -9,7 +9,7 @@ guard refuses, before any route runs:
 - a cross-origin browser request: an ``Origin`` other than the server's own, or
   ``Sec-Fetch-Site: cross-site``/``same-site``, unless the origin was given with
   ``--allow-origin`` (``*`` allows any);
-- a request body on the JSON API (``/v1/``) that is not ``application/json``.
+- a request body on the JSON API (``/v1/``) labelled other than ``application/json``.
 
 Same-origin requests (a page the server itself serves) and non-browser clients (the SDKs,
 curl, the CLI: no ``Origin``, no ``Sec-Fetch-Site``) pass. It is ASGI middleware rather
@@ -109,11 +109,14 @@ class GuardMiddleware:
                     "start the server with --allow-origin ORIGIN to accept it"
                 )
         if scope["method"].encode() in _BODY_METHODS and scope["path"].startswith(_JSON_PREFIX):
-            has_body = headers.get("content-length", "0").strip() not in ("", "0")
-            has_body = has_body or "transfer-encoding" in headers
-            if has_body and not _is_json(headers.get("content-type", "")):
-                got = headers.get("content-type") or "none"
-                return 415, f"request body must be Content-Type: application/json (got {got})"
+            # A missing Content-Type passes: browsers label every body they send without a
+            # preflight (text/plain, forms), and a cross-origin one without a label still
+            # carries an Origin, refused above.
+            content_type = headers.get("content-type")
+            if content_type is not None and not _is_json(content_type):
+                return 415, (
+                    f"request body must be Content-Type: application/json (got {content_type})"
+                )
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

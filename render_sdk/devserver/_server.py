@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._constants import (
     DB_FILENAME,
+    HEADER_TIMEOUT_S,
     LISTENING_PREFIX,
     LOCK_FILENAME,
     REGISTRATION_TIMEOUT_S,
@@ -318,6 +320,7 @@ class DevServer:
                     lifespan="off",
                     timeout_graceful_shutdown=1,
                     timeout_keep_alive=30,
+                    http=_HeaderDeadlineH11,
                 )
             )
             serve_task = loop.create_task(server.serve(sockets=sockets))
@@ -391,6 +394,48 @@ class DevServer:
                 self.say("Source files changed; reloading")
                 await launcher.reload()
                 await self._register(orch, announce=False)
+
+
+class _HeaderDeadlineH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on each request's headers.
+
+    uvicorn times out idle keep-alive connections but not a request whose headers trickle
+    in (slowloris): 1,000 such connections would hold 1,000 fds forever.
+    """
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def _between_requests(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self._between_requests() and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._between_requests():
+            self._arm()
+        super().data_received(data)
+        if not self._between_requests():
+            self._disarm()  # the headers are in: the request's own handling takes over
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
 
 class _QuietServer(uvicorn.Server):

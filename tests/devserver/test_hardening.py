@@ -258,3 +258,28 @@ def test_presigned_urls_use_the_listening_address_not_the_host_header(
         url = r.json()["url"]
     assert url.startswith(f"{server.url}/")
     assert "attacker.test" not in url
+
+
+def test_slowloris_connections_are_closed_after_the_header_timeout(server: LocalServer) -> None:
+    from render_sdk.devserver._constants import HEADER_TIMEOUT_S
+
+    url = httpx.URL(server.url)
+    assert url.host
+    assert url.port
+    socks = []
+    try:
+        for i in range(50):
+            sock = socket.create_connection((url.host, url.port), timeout=HEADER_TIMEOUT_S + 20)
+            # Half the connections trickle part of a request head, half send nothing.
+            if i % 2:
+                sock.sendall(b"GET /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            socks.append(sock)
+        started = time.monotonic()
+        for sock in socks:
+            assert sock.recv(1024) == b""  # closed by the server, not by our timeout
+        assert time.monotonic() - started < HEADER_TIMEOUT_S + 15
+    finally:
+        for sock in socks:
+            sock.close()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.get("/v1/tasks").status_code == 200
