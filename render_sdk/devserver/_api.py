@@ -18,7 +18,7 @@ from typing import Any, Final
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -97,11 +97,15 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         raise ApiError(413, f"request body larger than the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"request body larger than the {limit}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"request body larger than the {limit}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client went away mid-body: nothing to answer and nothing was started.
+        raise ApiError(400, "client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 
@@ -178,7 +182,10 @@ class Api:
         if not req.task:
             raise ApiError(400, "`task` is required (a task name or slug)")
         input_json = req.input_json or b"[]"
-        if not isinstance(data.get("input") or [], list | dict):
+        # A present-but-falsy input (0, false, "") is as wrong as 5 or "abc": only an
+        # absent or null input means "no arguments".
+        raw_input = data.get("input")
+        if raw_input is not None and not isinstance(raw_input, list | dict):
             raise ApiError(
                 400, "`input` must be a JSON array (positional) or object (keyword arguments)"
             )
@@ -191,6 +198,12 @@ class Api:
         if key:
             existing = self.store.find_idempotent("", key, "")
             if existing is not None:
+                if existing.task_name != task.name or existing.input != input_json:
+                    raise ApiError(
+                        409,
+                        f"idempotency key {key!r} was already used for run {existing.id} "
+                        f"with a different task or input; use a new key for a different call",
+                    )
                 return _json(
                     _wire.dumps(
                         task_run(existing, self.store.task_id(existing.task_name)), _wire.REST
@@ -426,12 +439,15 @@ class _AuthMiddleware:
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
-        self.expected = f"Bearer {api_key}".encode()
+        self.expected = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             got = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(got, self.expected):
+            scheme, _, token = got.strip().partition(b" ")
+            # RFC 7235: the auth scheme is case-insensitive ("bearer" == "Bearer").
+            ok = scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.expected)
+            if not ok:
                 await _error(401, "missing or invalid API key (Authorization: Bearer <key>)")(
                     scope, receive, send
                 )
@@ -446,8 +462,15 @@ def create_app(
     secret: bytes,
     api_key: str | None = None,
     ping_s: float = SSE_PING_S,
+    bind_host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
 ) -> Starlette:
-    """The ASGI app: the workflow API plus object storage (``/v1/objects``)."""
+    """The ASGI app: the workflow API plus object storage (``/v1/objects``).
+
+    Every request first passes :class:`GuardMiddleware` (Host, Origin, JSON bodies).
+    """
+    from ._guard import GuardMiddleware
     from ._objects import object_routes
 
     api = Api(orch, ping_s=ping_s)
@@ -472,7 +495,16 @@ def create_app(
         HTTPException: http_error,
         Exception: server_error,
     }
-    middleware = [Middleware(_AuthMiddleware, api_key=api_key)] if api_key else []
+    middleware = [
+        Middleware(
+            GuardMiddleware,
+            bind_host=bind_host,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=allowed_origins,
+        )
+    ]
+    if api_key:
+        middleware.append(Middleware(_AuthMiddleware, api_key=api_key))
     return Starlette(
         routes=[*api.routes(), *object_routes(state_dir=state_dir, secret=secret)],
         exception_handlers=handlers,

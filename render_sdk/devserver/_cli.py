@@ -59,7 +59,30 @@ def _parser() -> argparse.ArgumentParser:
         "--api-key",
         default=None,
         help="require `Authorization: Bearer KEY` on the API (default $RENDER_API_KEY "
-        "when binding a non-loopback host)",
+        "when binding a non-loopback host); visible in ps: prefer --api-key-file or the "
+        "environment",
+    )
+    p.add_argument(
+        "--api-key-file",
+        default=None,
+        metavar="PATH",
+        help="read the API key from this file (first line), keeping it out of ps",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept requests whose Host is NAME (repeatable; default: only the "
+        "address the server listens on, and loopback names on loopback)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="accept browser requests from ORIGIN, e.g. http://localhost:3000 (repeatable; "
+        "'*' for any; default: same-origin only)",
     )
     p.add_argument("--debug", action="store_true", help="echo the task processes' output here")
     p.add_argument(
@@ -133,6 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
     api_key = args.api_key or None
+    if args.api_key_file:
+        if api_key:
+            parser.error("give --api-key or --api-key-file, not both")
+        try:
+            api_key = Path(args.api_key_file).read_text().strip() or None
+        except OSError as exc:
+            parser.error(f"cannot read --api-key-file {args.api_key_file}: {exc}")
+        if api_key is None:
+            parser.error(f"--api-key-file {args.api_key_file} is empty")
     if not is_loopback(args.host):
         api_key = api_key or os.environ.get("RENDER_API_KEY") or None
         if not api_key:
@@ -159,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug=args.debug,
         reload=not args.no_reload,
         loaded_env_files=loaded,
+        allowed_hosts=tuple(args.allow_host),
+        allowed_origins=tuple(args.allow_origin),
         **(
             {"registration_timeout": args.registration_timeout} if args.registration_timeout else {}
         ),

@@ -62,3 +62,7 @@ LOG_FLUSH_S: Final = 0.05
 
 #: The line LocalServer (and scripts) parse to learn the bound URL.
 LISTENING_PREFIX: Final = "Listening on "
+
+#: A client must finish sending a request's headers within this many seconds of starting
+#: it (or of connecting); slower connections are closed (slowloris).
+HEADER_TIMEOUT_S: Final = 10.0

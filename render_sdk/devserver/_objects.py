@@ -44,12 +44,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
+import stat
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -266,6 +268,15 @@ class _Found:
     etag: str | None
 
 
+_PRIVATE_DIR: Final = 0o700
+_PRIVATE_FILE: Final = 0o600
+
+
+def _open_private(path: Path) -> Any:
+    """Create ``path`` exclusively, readable by the owner only, as a binary writer."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE_FILE), "wb")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -336,10 +347,10 @@ class _Store:
                 tmp.unlink()
 
     def new_temp(self, paths: _Paths) -> tuple[Path, Any]:
-        paths.tmp_dir.mkdir(parents=True, exist_ok=True)
-        (paths.bucket / _META_DIR).mkdir(exist_ok=True)
+        paths.tmp_dir.mkdir(mode=_PRIVATE_DIR, parents=True, exist_ok=True)
+        (paths.bucket / _META_DIR).mkdir(mode=_PRIVATE_DIR, exist_ok=True)
         tmp = paths.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}.part"
-        return tmp, open(tmp, "xb")
+        return tmp, _open_private(tmp)
 
     def commit(self, paths: _Paths, tmp: Path, key: str, content_type: str, etag: str) -> None:
         """Move a finished, fsynced upload over the object, metadata first."""
@@ -353,7 +364,7 @@ class _Store:
             if previous is not None:
                 versions.append(previous)
         meta_tmp = paths.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}.meta"
-        with open(meta_tmp, "xb") as f:
+        with _open_private(meta_tmp) as f:
             f.write(json.dumps({"key": key, "versions": versions}).encode())
             f.flush()
             os.fsync(f.fileno())
@@ -366,10 +377,19 @@ class _Store:
 
     def open(self, paths: _Paths) -> _Found | None:
         try:
-            fd = os.open(paths.data, os.O_RDONLY)
+            # O_NOFOLLOW: a symlink planted in the objects directory is not an object.
+            fd = os.open(paths.data, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None
+            raise
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            # Serve regular files only (not FIFOs, devices or directories).
+            os.close(fd)
+            return None
         rec = _record_for(_read_meta(paths.meta), st) or {}
         content_type = rec.get("contentType")
         etag = rec.get("etag")
@@ -381,7 +401,8 @@ class _Store:
         )
 
     def exists(self, paths: _Paths) -> bool:
-        return paths.data.is_file()
+        # A symlink planted in the bucket is not an object (downloads never follow one).
+        return paths.data.is_file() and not paths.data.is_symlink()
 
     def delete(self, paths: _Paths) -> bool:
         try:
@@ -596,7 +617,14 @@ def object_routes(
         return owner, region, key
 
     def base_url(request: Request) -> str:
-        return str(request.base_url)
+        # The address the connection reached (the listening socket's), never the
+        # request's Host header: a foreign Host must not steer where clients upload.
+        server = request.scope.get("server")
+        if not server:
+            return str(request.base_url)
+        host, port = str(server[0]), server[1]
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}/" if port else f"http://{shown}/"
 
     def expiry() -> int:
         return int(time.time() + url_ttl_seconds)

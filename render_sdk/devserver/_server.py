@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._constants import (
     DB_FILENAME,
+    HEADER_TIMEOUT_S,
     LISTENING_PREFIX,
     LOCK_FILENAME,
     REGISTRATION_TIMEOUT_S,
@@ -59,6 +61,8 @@ class ServerConfig:
     registration_timeout: float = REGISTRATION_TIMEOUT_S
     sse_ping_s: float = SSE_PING_S
     loaded_env_files: Sequence[str] = ()
+    allowed_hosts: Sequence[str] = ()
+    allowed_origins: Sequence[str] = ()
 
 
 def is_loopback(host: str) -> bool:
@@ -92,6 +96,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses: a wildcard bind is reached via loopback.
+
+    ``http://0.0.0.0:P`` is where the server listens, not an address to connect to.
+    """
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
 def _lock_state_dir(state_dir: Path) -> Any:
     """Hold an exclusive lock on the state dir for the server's lifetime.
 
@@ -99,7 +116,9 @@ def _lock_state_dir(state_dir: Path) -> Any:
     (and recover the other's as "server restarted"); the second one is refused.
     """
     path = state_dir / LOCK_FILENAME
-    handle = open(path, "a+")  # noqa: SIM115 - held open until the server exits
+    # Held open until the server exits; owner-only like everything in the state dir.
+    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
+    os.fchmod(handle.fileno(), 0o600)
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no advisory lock, run unguarded
@@ -130,8 +149,16 @@ def _fresh_socket_dir(state_dir: Path) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
     path = make_socket_dir()
     with contextlib.suppress(OSError):
-        record.write_text(str(path))
+        _write_private(record, str(path))
     return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path``'s contents with ``text``, readable by the owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)  # an older file may have been created wider
+        f.write(text)
 
 
 def _secret(state_dir: Path) -> bytes:
@@ -140,9 +167,7 @@ def _secret(state_dir: Path) -> bytes:
         return bytes.fromhex(path.read_text().strip())
     except (OSError, ValueError):
         value = secrets.token_bytes(32)
-        path.write_text(value.hex())
-        with contextlib.suppress(OSError):
-            path.chmod(0o600)
+        _write_private(path, value.hex())
         return value
 
 
@@ -206,6 +231,8 @@ class DevServer:
         state_dir = (cfg.cwd / cfg.state_dir).resolve()
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
+            # Runs, inputs, results and objects are the developer's data: owner only.
+            state_dir.chmod(0o700)
         except OSError as exc:
             raise StartupError(f"cannot create the state dir {state_dir}: {exc}") from exc
         lock = _lock_state_dir(state_dir)
@@ -281,6 +308,9 @@ class DevServer:
                 secret=_secret(state_dir),
                 api_key=cfg.api_key,
                 ping_s=cfg.sse_ping_s,
+                bind_host=cfg.host,
+                allowed_hosts=cfg.allowed_hosts,
+                allowed_origins=cfg.allowed_origins,
             )
             server = _QuietServer(
                 uvicorn.Config(
@@ -290,6 +320,7 @@ class DevServer:
                     lifespan="off",
                     timeout_graceful_shutdown=1,
                     timeout_keep_alive=30,
+                    http=_HeaderDeadlineH11,
                 )
             )
             serve_task = loop.create_task(server.serve(sockets=sockets))
@@ -302,7 +333,7 @@ class DevServer:
             shown = f"[{host}]" if ":" in host else host
             url = f"http://{shown}:{port}"
             self.say(f"{LISTENING_PREFIX}{url}")
-            self._hints(url, store)
+            self._hints(client_url(host, port), store)
             if watcher is not None:
                 watch_task = loop.create_task(self._watch(orch, launcher, watcher))
             stop_task = loop.create_task(self._stop.wait())
@@ -363,6 +394,48 @@ class DevServer:
                 self.say("Source files changed; reloading")
                 await launcher.reload()
                 await self._register(orch, announce=False)
+
+
+class _HeaderDeadlineH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on each request's headers.
+
+    uvicorn times out idle keep-alive connections but not a request whose headers trickle
+    in (slowloris): 1,000 such connections would hold 1,000 fds forever.
+    """
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def _between_requests(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self._between_requests() and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._between_requests():
+            self._arm()
+        super().data_received(data)
+        if not self._between_requests():
+            self._disarm()  # the headers are in: the request's own handling takes over
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
 
 class _QuietServer(uvicorn.Server):

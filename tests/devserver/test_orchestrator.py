@@ -134,7 +134,9 @@ async def env(
     )
     await orch.register()
     app = create_app(orch, state_dir=tmp_path, secret=b"k" * 32)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://127.0.0.1"
+    ) as c:
         yield orch, c, launcher
     await orch.aclose()
     await launcher.aclose()
