@@ -21,7 +21,14 @@ from ._strategies import json_values, messages, task_inputs
 from ._support import bp_class, pb2_classes
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ALL_MESSAGES = sorted(name for name in pb2_classes() if name.startswith("render."))
+#: The wire annotation schema describes the wires; its messages live only in the
+#: descriptors (codegen reads them) and never travel, so they have no Python model.
+ANNOTATION_PACKAGE = "render.wire.v1."
+ALL_MESSAGES = sorted(
+    name
+    for name in pb2_classes()
+    if name.startswith("render.") and not name.startswith(ANNOTATION_PACKAGE)
+)
 DIALECT_OF = {
     "render.workflows.v1": _wire.REST,
     "render.objects.v1": _wire.REST,
