@@ -79,14 +79,23 @@ def setup() -> None:
 
 
 def find_interpreter(version: str) -> Path | None:
-    """A ``python<version>`` on PATH or under pyenv's root, or None when absent."""
+    """A working CPython ``version`` under pyenv's root or on PATH, or None when absent.
+
+    pyenv's own directory comes first: its ``pythonX.Y`` shims on PATH exist for every
+    installed version but fail unless that version is activated.
+    """
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates = [v / "bin" / "python" for v in sorted(root.glob(f"versions/{version}.*"))]
     found = shutil.which(f"python{version}")
     if found:
-        return Path(found)
-    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-    for candidate in sorted(Path(root, "versions").glob(f"{version}.*"), reverse=True):
-        exe = candidate / "bin" / "python"
-        if exe.exists():
+        candidates.append(Path(found))
+    for exe in candidates:
+        probe = [
+            str(exe),
+            "-c",
+            f"import sys; sys.exit(sys.version[:{len(version)}] != {version!r})",
+        ]
+        if exe.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
             return exe
     return None
 
