@@ -33,6 +33,9 @@ NODE_DIR = ROOT / "build_tools" / "node"
 #: The official SDKs, each in its own virtualenv: name -> pip requirement.
 OFFICIAL_SDKS = {"render_sdk-0.4.0": "render_sdk==0.4.0", "render-1.5.0": "render==1.5.0"}
 OFFICIAL_VENVS = ROOT / ".venvs"
+#: Every CPython the project supports (pyproject classifiers). The full gate runs on the
+#: interpreter running this script; the pytest suite also runs on each other one found.
+SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
 
 def run(cmd: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
@@ -73,6 +76,51 @@ def setup() -> None:
         venv.EnvBuilder(with_pip=True, clear=True).create(target)
         run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", requirement])
         sdk_stamp.touch()
+
+
+def find_interpreter(version: str) -> Path | None:
+    """A working CPython ``version`` under pyenv's root or on PATH, or None when absent.
+
+    pyenv's own directory comes first: its ``pythonX.Y`` shims on PATH exist for every
+    installed version but fail unless that version is activated.
+    """
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates = [v / "bin" / "python" for v in sorted(root.glob(f"versions/{version}.*"))]
+    found = shutil.which(f"python{version}")
+    if found:
+        candidates.append(Path(found))
+    for exe in candidates:
+        probe = [
+            str(exe),
+            "-c",
+            f"import sys; sys.exit(sys.version[:{len(version)}] != {version!r})",
+        ]
+        if exe.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+            return exe
+    return None
+
+
+def other_interpreters() -> list[tuple[str, Path]]:
+    """The supported interpreters other than the running one, each with a set-up virtualenv."""
+    current = f"{sys.version_info.major}.{sys.version_info.minor}"
+    found: list[tuple[str, Path]] = []
+    for version in SUPPORTED_PYTHONS:
+        if version == current:
+            continue
+        exe = find_interpreter(version)
+        if exe is None:
+            print(f"python{version}: not found on PATH or under pyenv; its tests are skipped")
+            continue
+        target = OFFICIAL_VENVS / f"py{version}"
+        py = target / "bin" / "python"
+        stamp = target / ".installed"
+        if not py.exists():
+            run([str(exe), "-m", "venv", "--clear", str(target)])
+        if not stamp_ok(stamp, ROOT / "pyproject.toml"):
+            run([str(py), "-m", "pip", "install", "-q", "-e", ".[dev]"])
+            stamp.touch()
+        found.append((version, py))
+    return found
 
 
 def tool_env() -> dict[str, str]:
@@ -119,6 +167,10 @@ def check() -> None:
     if (NODE_DIR / "check_vectors.mjs").exists():
         steps.append(("node cross-check", ["node", str(NODE_DIR / "check_vectors.mjs")]))
     steps.append(("pytest", [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"]))
+    for version, py in other_interpreters():
+        steps.append(
+            (f"pytest (python{version})", [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        )
     failed: list[str] = []
     for name, cmd in steps:
         started = time.monotonic()
@@ -138,6 +190,11 @@ def check() -> None:
 
 def demo() -> None:
     run([str(PY), "examples/demo.py"], env=tool_env())
+    print(
+        f"\nThe CLI is {BIN / 'render-workflows'} (not on PATH): run it by that path, or first"
+        f" `source {VENV.relative_to(ROOT)}/bin/activate`.",
+        flush=True,
+    )
 
 
 def bench() -> None:

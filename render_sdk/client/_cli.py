@@ -17,6 +17,7 @@ failed or a request failed, 2 on bad usage.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Final, TextIO
 
 from .. import _wire
-from .._errors import RenderError, ServerError, TaskRunError
+from .._errors import ClientError, RenderError, ServerError, TaskRunError
 from ..models import TaskRun, TaskRunDetails
 from . import _constants as C
 from . import _protocol as P
@@ -103,9 +104,15 @@ class _Out:
         print(f"error: {text}", file=self.stderr, flush=True)
 
 
-def _run_summary(run: TaskRun | TaskRunDetails) -> str:
+def _task_names(render: RenderSync) -> dict[str, str]:
+    """Task id -> name, so run listings show what a reader typed, not an opaque id."""
+    return {task.id: task.name for task in render.workflows.list_tasks()}
+
+
+def _run_summary(run: TaskRun | TaskRunDetails, names: dict[str, str]) -> str:
     started = _wire.format_timestamp(run.started_at) if run.started_at else "-"
-    return f"{run.id}  {P.status_of(run):<10} {run.task_id:<28} {started}"
+    task = names.get(run.task_id, run.task_id)
+    return f"{run.id}  {P.status_of(run):<10} {task:<28} {started}"
 
 
 def _tasks_list(render: RenderSync, out: _Out) -> int:
@@ -133,7 +140,17 @@ def _parse_input(text: str) -> Any:
 
 
 def _start(render: RenderSync, args: argparse.Namespace, out: _Out) -> int:
-    handle = render.workflows.run_task(args.task, _parse_input(args.input))
+    task_input = _parse_input(args.input)
+    try:
+        handle = render.workflows.run_task(args.task, task_input)
+    except ClientError as exc:
+        if exc.status_code != 404:
+            raise
+        names = sorted(_task_names(render).values())
+        close = difflib.get_close_matches(args.task, names, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(close)}?" if close else f"registered: {', '.join(names)}"
+        out.error(f"{exc} ({hint})" if names else f"{exc} (no tasks are registered)")
+        return 1
     if args.no_wait:
         if out.as_json:
             out.data(_wire.to_dict(handle.task_run, _wire.REST))
@@ -170,15 +187,16 @@ def _runs(render: RenderSync, args: argparse.Namespace, out: _Out) -> int:
         elif not runs:
             out.line("no task runs")
         else:
+            names = _task_names(render)
             for run in runs:
-                out.line(_run_summary(run))
+                out.line(_run_summary(run, names))
         return 0
     if args.action == "show":
         details = render.workflows.get_task_run(args.run_id)
         if out.as_json:
             out.data(_wire.to_dict(details, _wire.REST))
             return 0
-        out.line(_run_summary(details))
+        out.line(_run_summary(details, _task_names(render)))
         out.line(f"input:   {json.dumps(details.input, ensure_ascii=False)}")
         out.line(f"results: {json.dumps(details.results, ensure_ascii=False)}")
         if details.error:
@@ -196,6 +214,8 @@ def _runs(render: RenderSync, args: argparse.Namespace, out: _Out) -> int:
 
 
 def _logs(render: RenderSync, args: argparse.Namespace, out: _Out) -> int:
+    # An unknown run id is an error (404 -> exit 1), not an empty log.
+    render.workflows.get_task_run(args.run_id)
     printed = 0
 
     def print_new() -> None:

@@ -72,6 +72,9 @@ OutputCallback = Callable[[str, bytes], None]
 _APP_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)*)?$")
 
+#: The module the warm path runs with ``python -m``; only this SDK has it.
+_ZYGOTE_MODULE = "render_sdk.devserver._zygote"
+
 
 class LaunchError(RenderError):
     """A task process could not be started (bad executable, no permission, ...)."""
@@ -704,7 +707,7 @@ class WarmLauncher:
             process = await asyncio.create_subprocess_exec(
                 self.python,
                 "-m",
-                "render_sdk.devserver._zygote",
+                _ZYGOTE_MODULE,
                 self.app_spec,
                 f"fd:{child_end.fileno()}",
                 cwd=self._cwd,
@@ -734,6 +737,13 @@ class WarmLauncher:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(reader, OUTPUT_DRAIN_SECONDS)
             reason = zygote.error or zygote.output.decode(errors="replace").strip()
+            if not zygote.error and _ZYGOTE_MODULE in reason:
+                # Another SDK's interpreter (e.g. the official 0.4.0 runner) has no zygote:
+                # say that plainly instead of echoing python's -m lookup error.
+                reason = (
+                    f"{self.python} does not have this SDK's task runner ({_ZYGOTE_MODULE}), "
+                    "which warm start needs"
+                )
             if isinstance(exc, asyncio.TimeoutError):
                 reason = f"importing {self.app_spec} took over {ZYGOTE_READY_TIMEOUT:.0f} s"
             self._disable(reason or f"{self.app_spec} could not be imported")

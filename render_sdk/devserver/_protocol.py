@@ -472,11 +472,17 @@ def parse_command(args: Sequence[str]) -> list[str]:
     """
     args = list(args)
     if not args:
-        raise ValueError("a command is required: render-workflows dev -- <command ...>")
+        raise ValueError(
+            "a command is required: render-workflows dev main:app "
+            "(module:app) or render-workflows dev -- <command ...>"
+        )
     if len(args) == 1 and any(c.isspace() for c in args[0]):
         args = shlex.split(args[0])
         if not args:
-            raise ValueError("a command is required: render-workflows dev -- <command ...>")
+            raise ValueError(
+                "a command is required: render-workflows dev main:app "
+                "(module:app) or render-workflows dev -- <command ...>"
+            )
     return args
 
 

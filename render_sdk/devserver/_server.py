@@ -36,6 +36,8 @@ from ._protocol import command_source
 from ._socket import make_socket_dir
 from ._store import Store, StoreError
 
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report an interrupted command.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 _WATCHED_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".ts", ".go")
 _SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv", "env", "dist"})
 
@@ -215,6 +217,7 @@ class DevServer:
         self.config = config
         self.out = out or sys.stdout
         self._stop = asyncio.Event()
+        self._exit_code = 0
 
     def say(self, line: str) -> None:
         """Print one line to the terminal and flush (LocalServer reads it from a pipe)."""
@@ -224,6 +227,11 @@ class DevServer:
     def stop(self) -> None:
         """Ask the server to shut down (signal handlers call this)."""
         self._stop.set()
+
+    def _interrupted(self) -> None:
+        # Ctrl-C exits 130 (128 + SIGINT), as shells expect of an interrupted command.
+        self._exit_code = EXIT_INTERRUPTED
+        self.stop()
 
     async def run(self) -> int:
         """Serve until stopped; returns the process exit code."""
@@ -272,9 +280,9 @@ class DevServer:
             registration_timeout=cfg.registration_timeout,
         )
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig, handler in ((signal.SIGINT, self._interrupted), (signal.SIGTERM, self.stop)):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, handler)
         server: uvicorn.Server | None = None
         serve_task: asyncio.Task[None] | None = None
         watch_task: asyncio.Task[None] | None = None
@@ -293,7 +301,7 @@ class DevServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await registering
                 self.say("Shutting down")
-                return 0
+                return self._exit_code
             registering.result()
             warm_error = getattr(launcher, "warm_error", None)
             if warm_error:
@@ -342,7 +350,7 @@ class DevServer:
             if serve_task.done() and serve_task.exception() is not None:
                 raise StartupError(f"HTTP server failed: {serve_task.exception()}")
             self.say("Shutting down")
-            return 0
+            return self._exit_code
         finally:
             if watch_task is not None:
                 watch_task.cancel()

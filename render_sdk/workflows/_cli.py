@@ -16,9 +16,18 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 _USAGE = (
-    "usage: render-workflows <module>:<app>   (e.g. render-workflows main:app)\n"
-    "       render-workflows dev [options] <module>:<app>   (local task server)\n"
-    "       render-workflows tasks|start|runs|logs ...   (client commands)"
+    "usage: render-workflows <module>:<app> | <command> ...\n"
+    "\n"
+    "commands:\n"
+    "  <module>:<app>             run the app's task process (e.g. render-workflows main:app)\n"
+    "  dev [options] <module>:<app> | dev [options] -- <command ...>\n"
+    "                             start the local task server (render-workflows dev --help)\n"
+    "  tasks list                 list the registered tasks\n"
+    "  start <task> --input JSON  start a task run and wait for its result\n"
+    "  runs list|show|cancel      list, inspect or cancel task runs\n"
+    "  logs <run-id> [--follow]   print a task run's logs\n"
+    "\n"
+    "Client commands talk to RENDER_LOCAL_DEV_URL (or --url); each takes --help."
 )
 _CLIENT_COMMANDS = frozenset({"tasks", "start", "runs", "logs"})
 

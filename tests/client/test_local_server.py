@@ -426,6 +426,9 @@ def test_cli_tasks_start_runs_logs(server: LocalServer) -> None:
     code, out, _ = run_cli("runs", "list", *url)
     assert code == 0
     assert run_id in out
+    # Runs are listed by task name, not by the task's opaque id.
+    row = next(line for line in out.splitlines() if line.startswith(run_id))
+    assert row.split()[2] == "square"
 
     code, out, err = run_cli("start", "echo", "--input", '["hello logs"]', *url)
     assert code == 0, err
@@ -448,6 +451,14 @@ def test_cli_failures(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> N
     code, _, err = run_cli("runs", "show", "trn-missing")
     assert code == 1
     assert "404" in err
+
+    code, out, err = run_cli("logs", "trn-unknown")
+    assert (code, out) == (1, "")
+    assert "404" in err
+
+    code, out, err = run_cli("start", "sqare", "--input", "[2]")
+    assert (code, out) == (1, "")
+    assert "did you mean square?" in err
 
     code, out, _ = run_cli("start", "sleepy", "--input", "[30]", "--no-wait")
     assert code == 0

@@ -256,6 +256,10 @@ def test_official_runners(
     assert any("3 task(s) found" in line for line in server.output)
     # Their interpreter cannot import our zygote: the server says it spawns instead.
     assert any("Warm start is off" in line for line in server.output), server.output
+    if venv.startswith("render_sdk"):
+        warm = next(line for line in server.output if "Warm start is off" in line)
+        assert "does not have this SDK's task runner" in warm, warm
+        assert "Error while finding module specification" not in "\n".join(server.output)
     with httpx.Client(base_url=server.url, timeout=60) as c:
         assert wait_terminal(c, start_run(c, "square", [7]))["results"] == [49]
         fan_id = start_run(c, "fan", [4])

@@ -219,6 +219,7 @@ def test_cli_usage_errors(app_dir: Path) -> None:
     proc = _dev([], app_dir)
     assert proc.returncode == 2
     assert "command is required" in proc.stderr
+    assert "render-workflows dev main:app" in proc.stderr  # the module:app form, not only --
     proc = _dev(["python", "main.py"], app_dir)
     assert proc.returncode == 2
     assert "after --" in proc.stderr
@@ -255,7 +256,7 @@ def test_render_workflows_dev_entry_point(app_dir: Path) -> None:
         with httpx.Client(base_url=url, timeout=30) as c:
             assert wait_terminal(c, start_run(c, "square", [12]))["results"] == [144]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(15) == 0
+        assert proc.wait(15) == 130  # Ctrl-C: 128 + SIGINT
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -91,6 +91,8 @@ def test_help() -> None:
     done = cli("--help")
     assert done.returncode == 0
     assert "render-workflows <module>:<app>" in done.stdout
+    for command in ("dev ", "tasks list", "start <task>", "runs list|show|cancel", "logs <run-id>"):
+        assert f"  {command}" in done.stdout
 
 
 def test_python_dash_m_entry_point() -> None:
