@@ -5,8 +5,9 @@ Usage (from a fresh clone, with only python3 and node/npm on the machine):
     python3 build_tools/dev.py demo    # set up, run the seed README's tasks on the local server
     python3 build_tools/dev.py test    # set up, then run every check (the CI gate)
 
-Other commands: ``setup`` (only set up), ``check`` (every check, without setting up),
-``bench`` (set up, then run benchmarks/run.py).
+Other commands: ``setup`` (only set up), ``externals`` (only what the tests need beside the
+project's environment: Node packages and the official SDKs), ``check`` (every check, without
+setting up), ``bench`` (set up, then run benchmarks/run.py).
 
 Set-up is idempotent: a virtualenv in ``.venv`` with the project and its dev tools,
 the Node packages of ``build_tools/node`` (protobuf-es, for the cross-language
@@ -56,8 +57,17 @@ def setup() -> None:
         run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
     stamp = VENV / ".render_sdk-installed"
     if not stamp_ok(stamp, ROOT / "pyproject.toml"):
-        run([str(PY), "-m", "pip", "install", "-q", "-e", ".[dev]"])
+        run([str(PY), "-m", "pip", "install", "-q", "-e", ".", "--group", "dev"])
         stamp.touch()
+    setup_externals()
+
+
+def setup_externals() -> None:
+    """What the tests need beside the project's own environment: Node packages, official SDKs.
+
+    The test suite runs this itself when something is missing, so a ``poetry install`` or
+    ``tox`` environment needs no separate step.
+    """
     node_stamp = NODE_DIR / "node_modules" / ".installed"
     if (NODE_DIR / "package.json").exists() and not stamp_ok(
         node_stamp, NODE_DIR / "package.json", NODE_DIR / "package-lock.json"
@@ -116,8 +126,10 @@ def other_interpreters() -> list[tuple[str, Path]]:
         stamp = target / ".installed"
         if not py.exists():
             run([str(exe), "-m", "venv", "--clear", str(target)])
+            # `--group` needs pip >= 25.1, newer than what older interpreters bundle.
+            run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"])
         if not stamp_ok(stamp, ROOT / "pyproject.toml"):
-            run([str(py), "-m", "pip", "install", "-q", "-e", ".[dev]"])
+            run([str(py), "-m", "pip", "install", "-q", "-e", ".", "--group", "dev"])
             stamp.touch()
         found.append((version, py))
     return found
@@ -204,6 +216,7 @@ def bench() -> None:
 def main() -> None:
     commands = {
         "setup": [setup],
+        "externals": [setup_externals],
         "check": [check],
         "test": [setup, check],
         "demo": [setup, demo],

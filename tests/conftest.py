@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,11 +13,32 @@ ROOT = Path(__file__).resolve().parent.parent
 OFFICIAL_VENVS = ROOT / ".venvs"
 
 
+def ensure_externals(missing: Path) -> None:
+    """Install what the tests need beside the project (official SDKs, Node packages) when absent.
+
+    ``python3 build_tools/dev.py setup`` does it up front; an environment made otherwise
+    (``poetry install``, tox) gets it here, once, on first need.
+    """
+    if missing.exists():
+        return
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "build_tools" / "dev.py"), "externals"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not missing.exists():
+        pytest.fail(
+            f"{missing} is missing and `build_tools/dev.py externals` could not make it:\n"
+            f"{done.stdout}{done.stderr}"
+        )
+
+
 def official_python(name: str) -> Path:
     """The interpreter of an official SDK's virtualenv: "render_sdk-0.4.0" or "render-1.5.0"."""
     python = OFFICIAL_VENVS / name / "bin" / "python"
-    if not python.exists():
-        pytest.fail(f"{python} is missing: run `python3 build_tools/dev.py setup` first")
+    ensure_externals(OFFICIAL_VENVS / name / ".installed")
     return python
 
 
@@ -29,3 +52,11 @@ def sdk040_python() -> Path:
 def render150_python() -> Path:
     """Python of the official render==1.5.0 virtualenv."""
     return official_python("render-1.5.0")
+
+
+@pytest.fixture
+def node_packages() -> Path:
+    """build_tools/node with its npm packages installed (protobuf-es, for the cross-check)."""
+    node_dir = ROOT / "build_tools" / "node"
+    ensure_externals(node_dir / "node_modules" / ".installed")
+    return node_dir

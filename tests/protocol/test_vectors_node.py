@@ -16,19 +16,15 @@ import pytest
 
 from ._support import ROOT
 
-NODE_DIR = ROOT / "build_tools" / "node"
 
-
-def test_protobuf_es_decodes_every_golden_vector() -> None:
+def test_protobuf_es_decodes_every_golden_vector(node_packages: Path) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is required for the cross-language check")
-    if not (NODE_DIR / "node_modules" / ".bin" / "protoc-gen-es").exists():
-        pytest.fail("run `python3 build_tools/dev.py setup` (npm ci in build_tools/node) first")
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     result = subprocess.run(
-        [node, str(NODE_DIR / "check_vectors.mjs")],
+        [node, str(node_packages / "check_vectors.mjs")],
         cwd=ROOT,
         env=env,
         capture_output=True,
