@@ -21,6 +21,8 @@ task worker imports it too.
 
 from __future__ import annotations
 
+from ._exports import publish
+
 __all__ = [
     "ClientError",
     "ConfigurationError",
@@ -140,3 +142,8 @@ class WireFormatError(RenderError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+
+
+# The errors' public home is render_sdk.client.errors (the seed's import path); it is
+# named here because the task worker imports this module without the REST client.
+publish(globals(), home="render_sdk.client.errors")

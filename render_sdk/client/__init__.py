@@ -13,6 +13,7 @@ methods (``render.workflows.run_task(...)`` returns a handle you ``await`` in on
 
 from __future__ import annotations
 
+from .._exports import publish
 from ..experimental import (
     DownloadResponse,
     ExperimentalService,
@@ -83,3 +84,5 @@ __all__ = [
     "WorkflowsService",
     "WorkflowsServiceSync",
 ]
+
+publish(globals())

@@ -17,6 +17,7 @@ change in any release.
 
 from __future__ import annotations
 
+from .._exports import publish
 from ._async import (
     ExperimentalService,
     ObjectApi,
@@ -68,3 +69,5 @@ __all__ = [
     "UploadResponse",
     "storage_error_message",
 ]
+
+publish(globals())

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Final
 
 from .._errors import RenderError
+from .._exports import publish
 
 __all__ = ["LocalServer", "LocalServerError"]
 
@@ -348,3 +349,6 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         await self.astop()
+
+
+publish(globals())

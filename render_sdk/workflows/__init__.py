@@ -22,6 +22,7 @@ process starts.
 from __future__ import annotations
 
 from .._errors import TaskRunError
+from .._exports import publish
 from ._app import Task, TaskDecorator, Workflows
 from ._constants import PLANS
 from ._definitions import Options, ParameterInfo, Retry
@@ -40,3 +41,5 @@ __all__ = [
     "TaskRunError",
     "Workflows",
 ]
+
+publish(globals())

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from .._exports import publish
 from ._app import Task, TaskDecorator, Workflows
 from ._definitions import Options
 
@@ -64,4 +65,4 @@ def start() -> None:
     _default_app.start()
 
 
-task.__module__ = start.__module__ = "render_sdk"
+publish(globals(), home="render_sdk")  # users reach them as render_sdk.task / render_sdk.start
