@@ -317,6 +317,19 @@ def test_launch_failure_fails_the_run_and_keeps_serving(
         assert c.get("/v1/tasks").status_code == 200
 
 
+def _has_child_running(pid: int, needle: str) -> bool:
+    """Whether a direct child of ``pid`` has ``needle`` in its command line (Linux /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue  # exited meanwhile
+        if needle.encode() in cmdline:
+            return True
+    return False
+
+
 def test_sigterm_during_registration_exits_promptly(app_dir: Path) -> None:
     proc = subprocess.Popen(
         [
@@ -334,7 +347,13 @@ def test_sigterm_during_registration_exits_promptly(app_dir: Path) -> None:
         text=True,
     )
     try:
-        time.sleep(1.5)  # the app is now "registering" (it never will)
+        # Signal once the app process exists: the app is then "registering" (it never will).
+        # A fixed sleep raced the server's own start-up on a loaded machine.
+        deadline = time.monotonic() + 30
+        while not _has_child_running(proc.pid, "time.sleep(60)"):
+            assert proc.poll() is None, "the server exited before starting the app"
+            assert time.monotonic() < deadline, "the server never started the app"
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
         assert proc.stdout is not None
