@@ -53,7 +53,8 @@ def test_stream_sees_every_run_and_resumes_after_last_event_id(server: LocalServ
             while not any(other in f["data"] and "completed" in f["data"] for f in got):
                 got += frames(lines, 1)
         ids = [int(f["id"]) for f in got]
-        assert ids == sorted(ids) and ids[0] > int(seen[0]["id"])
+        assert ids == sorted(ids)
+        assert ids[0] > int(seen[0]["id"])
         assert any(run_id in f["data"] and '"completed"' in f["data"] for f in got)
 
 
