@@ -37,6 +37,8 @@ OFFICIAL_VENVS = ROOT / ".venvs"
 #: Every CPython the project supports (pyproject classifiers). The full gate runs on the
 #: interpreter running this script; the pytest suite also runs on each other one found.
 SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+#: Debian's Chromium, which the dashboard's browser tests drive through Playwright.
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def run(cmd: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
@@ -78,6 +80,16 @@ def setup_externals() -> None:
         lock = (NODE_DIR / "package-lock.json").exists()
         run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], cwd=NODE_DIR)
         node_stamp.touch()
+    if not CHROMIUM.exists():
+        # The dashboard tests never download a browser: they use the system's package.
+        apt = shutil.which("apt-get")
+        if apt is None or os.geteuid() != 0:
+            raise SystemExit(f"setup: {CHROMIUM} is missing; install Debian's chromium package")
+        run([apt, "update", "-q"])
+        run(
+            [apt, "install", "-y", "-q", "chromium"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     for name, requirement in OFFICIAL_SDKS.items():
         target = OFFICIAL_VENVS / name
         sdk_stamp = target / ".installed"

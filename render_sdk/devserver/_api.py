@@ -262,7 +262,7 @@ class Api:
             # across a restart) would hide every terminal state: replay from scratch.
             if last_id > self.orch.hub.last_issued:
                 last_id = None
-        return _SSEResponse(self, ids, last_id)
+        return SSEResponse(self, ids, last_id)
 
     # ------------------------------------------------------------------ logs
 
@@ -322,7 +322,7 @@ class Api:
         ]
 
 
-class _SSEResponse(Response):
+class SSEResponse(Response):
     """``text/event-stream`` of run events, ending once every run is terminal or the client goes.
 
     The client's disconnect is watched directly (``http.disconnect``), so a stream with
@@ -337,7 +337,7 @@ class _SSEResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         orch = self.api.orch
-        sub = orch.hub.subscribe(self.run_ids)
+        sub = self._subscribe()
         disconnected = asyncio.get_running_loop().create_task(_wait_disconnect(receive))
         try:
             # Response.__init__ declared an empty body; a stream has no length.
@@ -353,6 +353,9 @@ class _SSEResponse(Response):
             disconnected.cancel()
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _subscribe(self) -> Subscriber:
+        return self.api.orch.hub.subscribe(self.run_ids)
 
     def _initial(self, sub: Subscriber) -> list[bytes]:
         """What a new stream starts with: missed events, then current terminal states.
@@ -466,10 +469,11 @@ def create_app(
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
 ) -> Starlette:
-    """The ASGI app: the workflow API plus object storage (``/v1/objects``).
+    """The ASGI app: the workflow API, object storage (``/v1/objects``) and the dashboard.
 
     Every request first passes :class:`GuardMiddleware` (Host, Origin, JSON bodies).
     """
+    from ._dashboard import dashboard_routes
     from ._guard import GuardMiddleware
     from ._objects import object_routes
 
@@ -506,7 +510,11 @@ def create_app(
     if api_key:
         middleware.append(Middleware(_AuthMiddleware, api_key=api_key))
     return Starlette(
-        routes=[*api.routes(), *object_routes(state_dir=state_dir, secret=secret)],
+        routes=[
+            *api.routes(),
+            *object_routes(state_dir=state_dir, secret=secret),
+            *dashboard_routes(api, api_key_required=api_key is not None),
+        ],
         exception_handlers=handlers,
         middleware=middleware,
     )

@@ -85,6 +85,8 @@ class Subscriber:
     """One SSE stream's bounded queue of frames."""
 
     run_ids: frozenset[str]
+    #: Subscribed to every run (the dashboard's stream) rather than to ``run_ids``.
+    all_runs: bool = False
     queue: deque[bytes] = field(default_factory=deque)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
@@ -103,6 +105,7 @@ class EventHub:
 
     def __init__(self, *, queue_size: int = SSE_QUEUE_SIZE, history: int = SSE_HISTORY) -> None:
         self._subs: dict[str, set[Subscriber]] = {}
+        self._all: set[Subscriber] = set()
         self._queue_size = queue_size
         self._history: deque[tuple[int, str, bytes]] = deque(maxlen=history)
         # Seeded from the clock so that ids keep growing across restarts: a client that
@@ -110,13 +113,15 @@ class EventHub:
         self._ids = itertools.count(int(time.time() * 1000))
         #: The newest id handed out; a Last-Event-ID above it was never issued here.
         self.last_issued = next(self._ids)
+        #: The newest event id that has left the history (replays from before it are gappy).
+        self._evicted_id = self.last_issued
         #: The id of each run's terminal event, reused when it is replayed on subscribe.
         self.terminal_ids: dict[str, int] = {}
 
     @property
     def subscriber_count(self) -> int:
         """Live subscribers (for tests of disconnect handling)."""
-        return len({s for subs in self._subs.values() for s in subs})
+        return len({s for subs in self._subs.values() for s in subs} | self._all)
 
     def subscribe(self, run_ids: Iterable[str]) -> Subscriber:
         """Register a subscriber for ``run_ids``."""
@@ -125,8 +130,15 @@ class EventHub:
             self._subs.setdefault(run_id, set()).add(sub)
         return sub
 
+    def subscribe_all(self) -> Subscriber:
+        """Register a subscriber for the events of every run."""
+        sub = Subscriber(run_ids=frozenset(), all_runs=True)
+        self._all.add(sub)
+        return sub
+
     def unsubscribe(self, sub: Subscriber) -> None:
         """Forget a subscriber (idempotent)."""
+        self._all.discard(sub)
         for run_id in sub.run_ids:
             subs = self._subs.get(run_id)
             if subs is not None:
@@ -143,6 +155,12 @@ class EventHub:
         """``(run id, frame)`` of events above ``last_id`` for ``run_ids`` still in the history."""
         return [(rid, f) for i, rid, f in self._history if i > last_id and rid in run_ids]
 
+    def replay_all_after(self, last_id: int) -> list[bytes] | None:
+        """Frames of every run above ``last_id``, or None when some have left the history."""
+        if last_id < self._evicted_id:
+            return None
+        return [f for i, _, f in self._history if i > last_id]
+
     def publish(
         self, run_id: str, frame_for: Callable[[int], bytes], *, terminal: bool = False
     ) -> None:
@@ -151,8 +169,10 @@ class EventHub:
         if terminal:
             self.terminal_ids[run_id] = event_id
         frame = frame_for(event_id)
+        if len(self._history) == self._history.maxlen:
+            self._evicted_id = self._history[0][0]
         self._history.append((event_id, run_id, frame))
-        for sub in list(self._subs.get(run_id, ())):
+        for sub in [*self._subs.get(run_id, ()), *self._all]:
             if len(sub.queue) >= self._queue_size:
                 sub.dropped = True
                 self.unsubscribe(sub)
@@ -504,6 +524,11 @@ class Orchestrator:
             if cb.complete is not None:
                 return _Outcome(RunStatus.COMPLETED, output=cb.complete.output or b"")
             if cb.error is not None:
+                if cb.error.stack_trace:
+                    # The traceback goes where people look for it: the run's stderr
+                    # (GET /v1/logs, `render-workflows logs`, the dashboard).
+                    self.store.add_log(att.run.id, "stderr", cb.error.stack_trace)
+                    self.store.flush_logs()
                 return _Outcome(RunStatus.FAILED, error=cb.error.details or "task failed")
             return _Outcome(
                 RunStatus.FAILED, error="callback carried neither `complete` nor `error`"

@@ -372,6 +372,7 @@ class DevServer:
     def _hints(self, url: str, store: Store) -> None:
         tasks = store.registered_tasks()
         example = tasks[0].name if tasks else "<task-name>"
+        self.say(f"Dashboard: {url}/")
         self.say(f"Clients: RENDER_USE_LOCAL_DEV=true RENDER_LOCAL_DEV_URL={url}")
         self.say(
             f"Try: curl -X POST {url}/v1/task-runs -H 'Content-Type: application/json' "

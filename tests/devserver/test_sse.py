@@ -12,7 +12,7 @@ import httpx
 import pytest
 from devserver_helpers import start_run, wait_status, wait_terminal
 
-from render_sdk.devserver._api import Api, _SSEResponse
+from render_sdk.devserver._api import Api, SSEResponse
 from render_sdk.devserver._orchestrator import EventHub, Orchestrator
 from render_sdk.devserver._store import Store
 from render_sdk.testing import LocalServer
@@ -241,7 +241,7 @@ async def test_stream_releases_subscriber_on_disconnect(tmp_path: Path) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    response = _SSEResponse(api, ["trn-x"], None)
+    response = SSEResponse(api, ["trn-x"], None)
     task = asyncio.create_task(response({"type": "http"}, receive, send))
     await asyncio.sleep(0.05)
     assert orch.hub.subscriber_count == 1
