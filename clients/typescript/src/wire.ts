@@ -81,6 +81,13 @@ function plan(desc: DescMessage): { fields: FieldPlan[]; byKey: Map<string, Fiel
   return result;
 }
 
+/** The wire key of the field with proto name `protoName` (throws if there is none). */
+export function wireKey(desc: DescMessage, protoName: string): string {
+  const p = plan(desc).fields.find((x) => x.field.name === protoName);
+  if (!p) throw new WireError(`no field ${protoName}`, desc.typeName);
+  return p.key;
+}
+
 // ------------------------------------------------------------------ enums
 
 function enumPrefix(e: DescEnum): string {
