@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
 
-from tasks import app  # noqa: E402
+from tasks import app
 
 __all__ = ["app"]
 
