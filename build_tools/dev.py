@@ -11,8 +11,9 @@ Other commands: ``setup`` (only set up), ``check`` (every check, without setting
 Set-up is idempotent: a virtualenv in ``.venv`` with the project and its dev tools,
 the Node packages of ``build_tools/node`` (protobuf-es, for the cross-language check)
 and of the TypeScript client ``clients/typescript``, and the official Render SDKs from
-PyPI, each in its own virtualenv under ``.venvs/`` (they are real peers for the compatibility tests and benchmarks, and one
-of them has our import name, so they never share our environment).
+PyPI, each in its own virtualenv under ``.venvs/`` (they are real peers for the
+compatibility tests and benchmarks, and one of them has our import name, so they never
+share our environment).
 """
 
 from __future__ import annotations
