@@ -184,12 +184,18 @@ export class WorkflowsClient {
   /**
    * The events of `taskRunIds` as they happen. A dropped connection is resumed with
    * Last-Event-ID (after the server's `retry:` delay), so no event is lost or repeated.
-   * The stream ends when the caller stops iterating.
+   * The stream ends when the caller stops iterating. `lastEventId` resumes after an
+   * event seen earlier (for example by another process).
    */
-  async *streamEvents(taskRunIds: string[], signal?: AbortSignal): AsyncGenerator<TaskRunEvent> {
+  async *streamEvents(
+    taskRunIds: string[],
+    options: { signal?: AbortSignal; lastEventId?: string } = {},
+  ): AsyncGenerator<TaskRunEvent> {
+    const signal = options.signal;
     const method = WorkflowsService.method.streamTaskRunEvents as DescMethod;
     const prepared = prepare(this.baseUrl, method, create(method.input, { taskRunIds } as never));
     const parser = new SseParser();
+    parser.lastEventId = options.lastEventId ?? "";
     let failures = 0;
     for (;;) {
       let response: Response;
@@ -232,7 +238,7 @@ export class WorkflowsClient {
   async awaitResult(taskRunId: string): Promise<TaskRunDetails> {
     const abort = new AbortController();
     try {
-      for await (const ev of this.streamEvents([taskRunId], abort.signal)) {
+      for await (const ev of this.streamEvents([taskRunId], { signal: abort.signal })) {
         const run = ev.data;
         if (run && run.id === taskRunId && TERMINAL.has(run.status)) {
           if (!SUCCESS.has(run.status)) throw new TaskRunError(run);
