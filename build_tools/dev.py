@@ -10,10 +10,11 @@ project's environment: Node packages and the official SDKs), ``check`` (every ch
 setting up), ``bench`` (set up, then run benchmarks/run.py).
 
 Set-up is idempotent: a virtualenv in ``.venv`` with the project and its dev tools,
-the Node packages of ``build_tools/node`` (protobuf-es, for the cross-language
-check), and the official Render SDKs from PyPI, each in its own virtualenv under
-``.venvs/`` (they are real peers for the compatibility tests and benchmarks, and one
-of them has our import name, so they never share our environment).
+the Node packages of ``build_tools/node`` (protobuf-es, for the cross-language check)
+and of the TypeScript client ``clients/typescript``, and the official Render SDKs from
+PyPI, each in its own virtualenv under ``.venvs/`` (they are real peers for the
+compatibility tests and benchmarks, and one of them has our import name, so they never
+share our environment).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 PY = BIN / "python"
 NODE_DIR = ROOT / "build_tools" / "node"
+#: The TypeScript client (an npm package generated from the same buf module).
+TS_DIR = ROOT / "clients" / "typescript"
 #: The official SDKs, each in its own virtualenv: name -> pip requirement.
 OFFICIAL_SDKS = {"render_sdk-0.4.0": "render_sdk==0.4.0", "render-1.5.0": "render==1.5.0"}
 OFFICIAL_VENVS = ROOT / ".venvs"
@@ -70,16 +73,8 @@ def setup_externals() -> None:
     The test suite runs this itself when something is missing, so a ``poetry install`` or
     ``tox`` environment needs no separate step.
     """
-    node_stamp = NODE_DIR / "node_modules" / ".installed"
-    if (NODE_DIR / "package.json").exists() and not stamp_ok(
-        node_stamp, NODE_DIR / "package.json", NODE_DIR / "package-lock.json"
-    ):
-        npm = shutil.which("npm")
-        if npm is None:
-            raise SystemExit("setup: npm is required for the cross-language check")
-        lock = (NODE_DIR / "package-lock.json").exists()
-        run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], cwd=NODE_DIR)
-        node_stamp.touch()
+    for folder in (NODE_DIR, TS_DIR):
+        npm_install(folder)
     if not CHROMIUM.exists():
         # The dashboard tests never download a browser: they use the system's package.
         apt = shutil.which("apt-get")
@@ -147,6 +142,21 @@ def other_interpreters() -> list[tuple[str, Path]]:
     return found
 
 
+def npm_install(folder: Path) -> None:
+    """``npm ci`` in ``folder`` unless its lock file is unchanged since the last install."""
+    stamp = folder / "node_modules" / ".installed"
+    if not (folder / "package.json").exists() or stamp_ok(
+        stamp, folder / "package.json", folder / "package-lock.json"
+    ):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit(f"setup: npm is required for {folder.relative_to(ROOT)}")
+    lock = (folder / "package-lock.json").exists()
+    run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], cwd=folder)
+    stamp.touch()
+
+
 def tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -190,6 +200,8 @@ def check() -> None:
         print("buf breaking: no earlier commit with proto/ to compare against (first schema)")
     if (NODE_DIR / "check_vectors.mjs").exists():
         steps.append(("node cross-check", ["node", str(NODE_DIR / "check_vectors.mjs")]))
+    if (TS_DIR / "package.json").exists():
+        steps.append(("typescript client", ["npm", "test", "--prefix", str(TS_DIR)]))
     steps.append(("pytest", [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"]))
     for version, py in other_interpreters():
         steps.append(
