@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import copy
 import dataclasses
 import datetime as _dt
 import enum
@@ -408,23 +409,19 @@ def _dec_timestamp(value: Any, path: str) -> _dt.datetime:
         raise WireFormatError(str(exc), field=path) from None
 
 
-def _enum_codecs(enum_cls: type[enum.IntEnum]) -> tuple[_Encoder, _Decoder]:
-    to_wire = {member.value: member.name.lower() for member in enum_cls}
-    from_wire: dict[str, enum.IntEnum] = {}
+def _enum_codecs(enum_cls: Any) -> tuple[_Encoder, _Decoder]:
+    # enum_cls is a generated WireEnum (render_sdk._gen.enums): members are their wire
+    # strings and carry their protobuf number.
+    from_wire: dict[str, Any] = {}
     for member in enum_cls:
-        from_wire[member.name.lower()] = member
+        from_wire[member.value] = member
         from_wire[member.name] = member
-    proto_names: dict[int, str] = getattr(
-        enum_cls, "betterproto_value_to_renamed_proto_names", dict
-    )()
-    for value, proto_name in proto_names.items():
-        from_wire[proto_name] = enum_cls(value)
+        from_wire[f"{_snake_upper(enum_cls.__name__)}_{member.name}"] = member
 
-    def enc(value: enum.IntEnum) -> str:
-        name = to_wire.get(int(value))
-        if name is None:
-            return str(int(value))  # an unknown numeric value keeps its number
-        return '"' + name + '"'
+    def enc(value: Any) -> str:
+        if not value.name:
+            return str(value.number)  # an unknown numeric value keeps its number
+        return '"' + value.value + '"'
 
     def dec(value: Any, path: str) -> Any:
         if isinstance(value, str):
@@ -443,6 +440,10 @@ def _enum_codecs(enum_cls: type[enum.IntEnum]) -> tuple[_Encoder, _Decoder]:
         )
 
     return enc, dec
+
+
+def _snake_upper(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
 
 
 class _UnknownEnum(Exception):
@@ -556,7 +557,7 @@ def _encode(msg: betterproto2.Message, dialect: Dialect) -> str:
             parts.append(f'"{f.key}":null')
             continue
         try:
-            if f.enum_unknown_attr is not None and value == 0:
+            if f.enum_unknown_attr is not None and value.number == 0:
                 raw = getattr(msg, f.enum_unknown_attr)
                 if raw:
                     parts.append(f'"{f.key}":{_json_str(raw)}')
@@ -672,7 +673,7 @@ def from_dict(cls: type[M], data: Any, dialect: Dialect) -> M:
 def to_binary(msg: betterproto2.Message) -> bytes:
     """Encode a message in the protobuf binary format."""
     try:
-        return bytes(msg)
+        return bytes(_numbered(msg))
     except Exception as exc:  # betterproto2 raises assorted types for bad field values
         raise WireFormatError(f"cannot encode {type(msg).__name__}: {exc}") from None
 
@@ -691,6 +692,57 @@ def from_binary(cls: type[M], data: bytes) -> M:
         raise WireFormatError(
             f"truncated or malformed protobuf for {cls.__name__}: {exc}"
         ) from None
+
+
+def _numbered(msg: Any) -> Any:
+    """``msg``, or a shallow copy whose enum fields hold plain numbers, for betterproto2.
+
+    Enum fields hold wire-string enums (str subclasses); betterproto2's binary encoder
+    needs ints. A zero stays the member itself so that it equals the field default and
+    is omitted, exactly as Google's runtime omits it.
+    """
+    plan = _enum_plan(type(msg))
+    if not plan:
+        return msg
+    out = copy.copy(msg)
+    for attr, kind, repeated in plan:
+        value = getattr(msg, attr)
+        if value is None:
+            continue
+        if kind == "enum":
+            if repeated:
+                setattr(out, attr, [v.number for v in value])
+            elif value.number:
+                setattr(out, attr, value.number)
+        elif repeated:
+            setattr(out, attr, [_numbered(v) for v in value])
+        else:
+            setattr(out, attr, _numbered(value))
+    return out
+
+
+_ENUM_PLANS: dict[type, list[tuple[str, str, bool]]] = {}
+
+
+def _enum_plan(cls: type) -> list[tuple[str, str, bool]]:
+    """The fields of ``cls`` holding enums or messages that (transitively) hold enums."""
+    plan = _ENUM_PLANS.get(cls)
+    if plan is not None:
+        return plan
+    _ENUM_PLANS[cls] = []  # recursion guard for self-referencing messages
+    plan = []
+    meta: Any = cls._betterproto  # type: ignore[attr-defined]
+    for attr, fm in meta.meta_by_field_name.items():
+        if fm.map_meta:
+            continue
+        if fm.proto_type == "enum":
+            plan.append((attr, "enum", fm.repeated))
+        elif fm.proto_type == "message" and fm.unwrap is None:
+            sub = meta.cls_by_field[attr]
+            if isinstance(sub, type) and issubclass(sub, betterproto2.Message) and _enum_plan(sub):
+                plan.append((attr, "message", fm.repeated))
+    _ENUM_PLANS[cls] = plan
+    return plan
 
 
 # --------------------------------------------------------------------------- binary checks
