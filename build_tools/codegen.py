@@ -178,9 +178,12 @@ def wire_enums_source(fds_bytes: bytes) -> str:
             continue
         for enum_type in file.enum_type:
             members: list[str] = []
-            prefix = "".join(
-                ("_" + c if c.isupper() and i else c) for i, c in enumerate(enum_type.name)
-            ).upper() + "_"
+            prefix = (
+                "".join(
+                    ("_" + c if c.isupper() and i else c) for i, c in enumerate(enum_type.name)
+                ).upper()
+                + "_"
+            )
             for value in enum_type.value:
                 opts = options_cls.FromString(value.options.SerializeToString())
                 if not opts.HasExtension(ext) or not opts.Extensions[ext].name:
@@ -188,7 +191,9 @@ def wire_enums_source(fds_bytes: bytes) -> str:
                         f"codegen: {file.name}: {value.name} has no (render.wire.v1.value).name"
                     )
                 member = value.name.removeprefix(prefix)
-                members.append(f"    {member} = {json.dumps(opts.Extensions[ext].name)}, {value.number}")
+                members.append(
+                    f"    {member} = {json.dumps(opts.Extensions[ext].name)}, {value.number}"
+                )
             names.append(enum_type.name)
             classes.append(
                 f"\n\nclass {enum_type.name}(WireEnum):\n"

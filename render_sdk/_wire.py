@@ -34,7 +34,6 @@ import contextlib
 import copy
 import dataclasses
 import datetime as _dt
-import enum
 import json
 import json.encoder
 import math
@@ -421,7 +420,7 @@ def _enum_codecs(enum_cls: Any) -> tuple[_Encoder, _Decoder]:
     def enc(value: Any) -> str:
         if not value.name:
             return str(value.number)  # an unknown numeric value keeps its number
-        return '"' + value.value + '"'
+        return '"' + str.__str__(value) + '"'
 
     def dec(value: Any, path: str) -> Any:
         if isinstance(value, str):

@@ -21,6 +21,7 @@ from typing import Any
 import betterproto2 as _betterproto2
 
 from . import _wire
+from ._errors import WireFormatError
 from ._gen.enums import TaskRunStatus, WireEnum
 from ._gen.render.objects.v1 import (
     GetObjectOutput,
@@ -63,8 +64,6 @@ from ._gen.render.workflows.v1 import (
     Log,
     LogLabel,
     Task,
-    TaskAttempt,
-    TaskRun,
     TaskRunEvent,
     TaskRunEventsRequest,
     TaskRunPath,
@@ -141,6 +140,52 @@ def status_text(status: TaskRunStatus, unknown_status: str = "") -> str:
     return str(status)
 
 
+_JSON_SUFFIX = "_json"
+
+
+def _repr_decoded(msg: _betterproto2.Message) -> str:
+    """betterproto2's repr (fields that differ from their default), with each ``x_json``
+    field shown as ``x=`` its decoded JSON value (``results=[25]``, not ``b'[25]'``)."""
+    parts = []
+    meta: Any = msg._betterproto  # type: ignore[arg-type]  # classproperty typing
+    for name in meta.sorted_field_names:
+        value = getattr(msg, name)
+        if value == meta.default_gen[name]():
+            continue
+        if name.endswith(_JSON_SUFFIX) and isinstance(value, bytes):
+            try:
+                decoded = _wire.decode_json_value(value, what=name)
+            except WireFormatError:  # not JSON: show the bytes as they are
+                pass
+            else:
+                parts.append(f"{name[: -len(_JSON_SUFFIX)]}={decoded!r}")
+                continue
+        parts.append(f"{name}={value!r}")
+    return f"{type(msg).__name__}({', '.join(parts)})"
+
+
+class TaskAttempt(_wf.TaskAttempt):
+    """One attempt of a task run (see the generated base for fields)."""
+
+    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
+    _betterproto_meta = _wf.TaskAttempt._betterproto  # type: ignore[arg-type]
+
+    @classmethod
+    def _type_hints(cls) -> dict[str, Any]:
+        return _wf.TaskAttempt._type_hints()
+
+
+class TaskRun(_wf.TaskRun):
+    """A task run as lists carry it (see the generated base for fields)."""
+
+    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
+    _betterproto_meta = _wf.TaskRun._betterproto  # type: ignore[arg-type]
+
+    @classmethod
+    def _type_hints(cls) -> dict[str, Any]:
+        return _wf.TaskRun._type_hints()
+
+
 class TaskAttemptDetails(_wf.TaskAttemptDetails):
     """One attempt of a task run with its outcome (see the generated base for fields)."""
 
@@ -149,6 +194,7 @@ class TaskAttemptDetails(_wf.TaskAttemptDetails):
     # betterproto2 keys its field metadata and type hints by class and module; share
     # the generated class's so that the subclass encodes and parses identically.
     _betterproto_meta = _wf.TaskAttemptDetails._betterproto  # type: ignore[arg-type]
+    __repr__ = _repr_decoded
 
     @classmethod
     def _type_hints(cls) -> dict[str, Any]:
@@ -169,6 +215,7 @@ class TaskRunDetails(_wf.TaskRunDetails):
     status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
 
     _betterproto_meta = _wf.TaskRunDetails._betterproto  # type: ignore[arg-type]
+    __repr__ = _repr_decoded
 
     @classmethod
     def _type_hints(cls) -> dict[str, Any]:
@@ -207,6 +254,7 @@ class RunTaskRequest(_wf.RunTaskRequest):
     """The body of POST /task-runs (see the generated base for fields)."""
 
     _betterproto_meta = _wf.RunTaskRequest._betterproto  # type: ignore[arg-type]
+    __repr__ = _repr_decoded
 
     @classmethod
     def _type_hints(cls) -> dict[str, Any]:
@@ -221,7 +269,7 @@ class RunTaskRequest(_wf.RunTaskRequest):
         return value
 
 
-for _public in (TaskAttemptDetails, TaskRunDetails, RunTaskRequest):
+for _public in (TaskAttempt, TaskRun, TaskAttemptDetails, TaskRunDetails, RunTaskRequest):
     _wire.register_model(_public.__mro__[1], _public)
 del _public
 
@@ -233,7 +281,10 @@ def _parse_into_public_models() -> None:
     from ._gen.render.objects import v1 as objects_v1
     from ._gen.render.tasksocket import v1 as tasksocket_v1
 
-    public = {cls.__mro__[1]: cls for cls in (TaskAttemptDetails, TaskRunDetails, RunTaskRequest)}
+    public = {
+        cls.__mro__[1]: cls
+        for cls in (TaskAttempt, TaskRun, TaskAttemptDetails, TaskRunDetails, RunTaskRequest)
+    }
     for module in (_wf, objects_v1, tasksocket_v1):
         for name in module.__all__:
             generated = getattr(module, name)
@@ -272,7 +323,7 @@ def _use_wire_enums() -> None:
                         continue
                     meta.cls_by_field[attr] = public
                     if not field.repeated:
-                        meta.default_gen[attr] = functools.partial(public, 0)
+                        meta.default_gen[attr] = functools.partial(public, 0)  # type: ignore[arg-type]  # by number (_missing_)
         for name in module.__all__:
             # The dataclass defaults (``lambda: TaskRunStatus(0)``) look the name up in
             # the generated module at call time.

@@ -14,7 +14,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import httpx
 
@@ -224,7 +224,8 @@ def parse_task_run_list(raw: bytes, *, limit: int | None = None) -> TaskRunList:
             wrapped = _list_item(TaskRunWithCursor, item, i)
             if wrapped.task_run is None:
                 raise WireFormatError("taskRun is null", field=f"[{i}].taskRun")
-            runs.append(wrapped.task_run)
+            # Parsed into the public TaskRun (models points the field's class at it).
+            runs.append(cast(TaskRun, wrapped.task_run))
             last_cursor = wrapped.cursor or wrapped.task_run.id
         else:
             run = _list_item(TaskRun, item, i)

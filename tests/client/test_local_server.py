@@ -138,11 +138,11 @@ def test_readme_running_tasks_sample_runs_unchanged(
     assert len(out) >= 4, out
     assert re.fullmatch(r"Task started: trn-\w+", out[0])
     assert out[1] == "[25]"
-    # The status prints as the enum's name (``COMPLETED``) or wire value (``completed``).
-    assert out[2].lower() == "status: completed"
+    # Statuses print as the wire spells them, like render_sdk 0.4.0's str enum.
+    assert out[2] == "Status: completed"
     # One line per event of the third run (progress events, if any, then the final one).
-    assert all(re.fullmatch(r"trn-\w+ status=\w+", line) for line in out[3:])
-    assert re.fullmatch(r"trn-\w+ status=(completed|COMPLETED)", out[-1])
+    assert all(re.fullmatch(r"trn-\w+ status=(pending|running|completed)", x) for x in out[3:])
+    assert re.fullmatch(r"trn-\w+ status=completed", out[-1])
     # The second run (input [5]) was canceled while it ran.
     with RenderSync() as render:
         runs = [render.workflows.get_task_run(run.id) for run in render.workflows.list_task_runs()]
