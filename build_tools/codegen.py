@@ -127,12 +127,20 @@ class WireEnum(str, enum.Enum):
     """Base of the generated enums: a ``str`` that is its wire string."""
 
     number: int
+    #: The value's name in the schema (``TASK_RUN_STATUS_COMPLETED``), as betterproto2's
+    #: own ``to_dict``/``from_dict`` (ProtoJSON) spell it.
+    proto_name: str
 
-    def __new__(cls, wire: str, number: int = 0) -> Any:
+    def __new__(cls, wire: str, number: int = 0, proto_name: str = "") -> Any:
         member = str.__new__(cls, wire)
         member._value_ = wire
         member.number = number
+        member.proto_name = proto_name
         return member
+
+    def __bool__(self) -> bool:
+        # Unset (zero) is falsy, as the protobuf number and betterproto2's enums are.
+        return self.number != 0
 
     def __str__(self) -> str:
         return str.__str__(self)
@@ -150,8 +158,25 @@ class WireEnum(str, enum.Enum):
             unknown._name_ = ""
             unknown._value_ = str(value)
             unknown.number = value
+            unknown.proto_name = ""
             return unknown
         return None
+
+    @classmethod
+    def from_string(cls, name: str) -> Any:
+        """The member whose schema name (``TASK_RUN_STATUS_COMPLETED``) or wire string is name."""
+        for member in cls:
+            if name in (member.proto_name, member.value):
+                return member
+        raise ValueError(f"Unknown value {name} for enum {cls.__name__}")
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {member.proto_name: member.number for member in cls}
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {member.number: member.proto_name for member in cls}
 '''
 
 
@@ -191,9 +216,8 @@ def wire_enums_source(fds_bytes: bytes) -> str:
                         f"codegen: {file.name}: {value.name} has no (render.wire.v1.value).name"
                     )
                 member = value.name.removeprefix(prefix)
-                members.append(
-                    f"    {member} = {json.dumps(opts.Extensions[ext].name)}, {value.number}"
-                )
+                wire = json.dumps(opts.Extensions[ext].name)
+                members.append(f"    {member} = {wire}, {value.number}, {json.dumps(value.name)}")
             names.append(enum_type.name)
             classes.append(
                 f"\n\nclass {enum_type.name}(WireEnum):\n"

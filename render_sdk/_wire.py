@@ -415,7 +415,7 @@ def _enum_codecs(enum_cls: Any) -> tuple[_Encoder, _Decoder]:
     for member in enum_cls:
         from_wire[member.value] = member
         from_wire[member.name] = member
-        from_wire[f"{_snake_upper(enum_cls.__name__)}_{member.name}"] = member
+        from_wire[member.proto_name] = member
 
     def enc(value: Any) -> str:
         if not value.name:
@@ -439,10 +439,6 @@ def _enum_codecs(enum_cls: Any) -> tuple[_Encoder, _Decoder]:
         )
 
     return enc, dec
-
-
-def _snake_upper(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
 
 
 class _UnknownEnum(Exception):

@@ -20,12 +20,20 @@ class WireEnum(str, enum.Enum):
     """Base of the generated enums: a ``str`` that is its wire string."""
 
     number: int
+    #: The value's name in the schema (``TASK_RUN_STATUS_COMPLETED``), as betterproto2's
+    #: own ``to_dict``/``from_dict`` (ProtoJSON) spell it.
+    proto_name: str
 
-    def __new__(cls, wire: str, number: int = 0) -> Any:
+    def __new__(cls, wire: str, number: int = 0, proto_name: str = "") -> Any:
         member = str.__new__(cls, wire)
         member._value_ = wire
         member.number = number
+        member.proto_name = proto_name
         return member
+
+    def __bool__(self) -> bool:
+        # Unset (zero) is falsy, as the protobuf number and betterproto2's enums are.
+        return self.number != 0
 
     def __str__(self) -> str:
         return str.__str__(self)
@@ -43,18 +51,35 @@ class WireEnum(str, enum.Enum):
             unknown._name_ = ""
             unknown._value_ = str(value)
             unknown.number = value
+            unknown.proto_name = ""
             return unknown
         return None
+
+    @classmethod
+    def from_string(cls, name: str) -> Any:
+        """The member whose schema name (``TASK_RUN_STATUS_COMPLETED``) or wire string is name."""
+        for member in cls:
+            if name in (member.proto_name, member.value):
+                return member
+        raise ValueError(f"Unknown value {name} for enum {cls.__name__}")
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {member.proto_name: member.number for member in cls}
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {member.number: member.proto_name for member in cls}
 
 
 class TaskRunStatus(WireEnum):
     """render.workflows.v1.TaskRunStatus by wire string."""
 
-    UNSPECIFIED = "unspecified", 0
-    PENDING = "pending", 1
-    RUNNING = "running", 2
-    COMPLETED = "completed", 3
-    SUCCEEDED = "succeeded", 4
-    FAILED = "failed", 5
-    CANCELED = "canceled", 6
-    PAUSED = "paused", 7
+    UNSPECIFIED = "unspecified", 0, "TASK_RUN_STATUS_UNSPECIFIED"
+    PENDING = "pending", 1, "TASK_RUN_STATUS_PENDING"
+    RUNNING = "running", 2, "TASK_RUN_STATUS_RUNNING"
+    COMPLETED = "completed", 3, "TASK_RUN_STATUS_COMPLETED"
+    SUCCEEDED = "succeeded", 4, "TASK_RUN_STATUS_SUCCEEDED"
+    FAILED = "failed", 5, "TASK_RUN_STATUS_FAILED"
+    CANCELED = "canceled", 6, "TASK_RUN_STATUS_CANCELED"
+    PAUSED = "paused", 7, "TASK_RUN_STATUS_PAUSED"
