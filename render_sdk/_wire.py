@@ -418,9 +418,11 @@ def _enum_codecs(enum_cls: Any) -> tuple[_Encoder, _Decoder]:
         from_wire[member.proto_name] = member
 
     def enc(value: Any) -> str:
-        if not value.name:
+        # _name_/_value_ are plain instance attributes: faster than the name property.
+        if not value._name_:
             return str(value.number)  # an unknown numeric value keeps its number
-        return '"' + str.__str__(value) + '"'
+        wire: str = value._value_
+        return '"' + wire + '"'
 
     def dec(value: Any, path: str) -> Any:
         if isinstance(value, str):

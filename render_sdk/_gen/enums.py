@@ -29,6 +29,10 @@ class WireEnum(str, enum.Enum):
         member._value_ = wire
         member.number = number
         member.proto_name = proto_name
+        # Index the member by its number too, so that ``TaskRunStatus(3)`` (binary
+        # parsing, dataclass defaults) is the same dict lookup as by wire string instead
+        # of a miss and a _missing_ search.
+        cls._value2member_map_[number] = member
         return member
 
     def __bool__(self) -> bool:
@@ -44,9 +48,6 @@ class WireEnum(str, enum.Enum):
     @classmethod
     def _missing_(cls, value: object) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
-            for member in cls:
-                if member.number == value:
-                    return member
             unknown = str.__new__(cls, str(value))
             unknown._name_ = ""
             unknown._value_ = str(value)

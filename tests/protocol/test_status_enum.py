@@ -79,3 +79,12 @@ def test_reprs_show_decoded_inputs_and_results() -> None:
     assert "_json" not in text
     # Bytes that are not JSON are shown as they are rather than failing the repr.
     assert repr(TaskRunDetails(results_json=b"nope")) == "TaskRunDetails(results_json=b'nope')"
+
+
+def test_betterproto2_protojson_still_round_trips_statuses() -> None:
+    run = TaskRunDetails(id="trn-1", status=TaskRunStatus.CANCELED)
+    assert run.to_dict() == {"id": "trn-1", "status": "TASK_RUN_STATUS_CANCELED"}
+    assert TaskRunDetails.from_dict(run.to_dict()).status is TaskRunStatus.CANCELED
+    # Unset is falsy and omitted, as with the protobuf number.
+    assert not TaskRunStatus.UNSPECIFIED
+    assert TaskRunDetails(id="trn-1").to_dict() == {"id": "trn-1"}
