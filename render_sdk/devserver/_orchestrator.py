@@ -54,7 +54,7 @@ from ._protocol import (
     sse_frame,
     transition,
 )
-from ._socket import TaskSocketServer, error_body
+from ._socket import TaskSocketServer, error_body, new_socket_path
 from ._store import RunRecord, Store, TaskRecord, utcnow
 from ._views import task_run_details
 
@@ -241,7 +241,6 @@ class Orchestrator:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._socket_ids = itertools.count(1)
         self._log_flush: asyncio.TimerHandle | None = None
         self._partial: dict[tuple[str, str], bytes] = {}
         self._closing = False
@@ -255,7 +254,7 @@ class Orchestrator:
         return task
 
     def _socket_path(self) -> Path:
-        return self.socket_dir / f"{next(self._socket_ids):x}.sock"
+        return new_socket_path(self.socket_dir)
 
     def task_for(self, slug: str) -> TaskRecord | None:
         """Resolve a task id, name, ``workflow/name`` or ``workflow/name:version``."""
@@ -368,6 +367,7 @@ class Orchestrator:
                     socket_path=str(server.path),
                     on_output=lambda s, c: self._on_output("", s, c),
                 )
+                server.bind(proc.pid)
             except Exception as exc:
                 raise RegistrationError(f"failed to start the command: {exc}") from exc
             exited = loop.create_task(proc.wait())
@@ -477,6 +477,7 @@ class Orchestrator:
                     socket_path=str(att.server.path),
                     on_output=lambda s, c: self._on_output(run.id, s, c),
                 )
+                att.server.bind(att.process.pid)
             except Exception as exc:
                 outcome = _Outcome(RunStatus.FAILED, error=f"failed to start task: {exc}")
             else:

@@ -4,6 +4,14 @@ Each socket belongs to one process (a registration or one attempt of one run) an
 answers only that process's calls; the orchestrator supplies the handler. Requests are
 parsed here (request line, headers, Content-Length or chunked bodies, keep-alive) and
 bodies are handed over as bytes; the handler returns ``(status, body)``.
+
+A socket acts for one process only. Its name is unguessable (:func:`new_socket_path`), but
+any process of the same user can list the directory or read another process's
+environment, so the name is not the guard: :meth:`TaskSocketServer.bind` names the
+process the socket was made for, and every accepted connection is checked against it
+through the kernel's peer credentials (``SO_PEERCRED`` on Linux, ``LOCAL_PEERPID`` on
+macOS). A connection from any other process is answered 403 and never reaches the
+handler. Where the platform reports no peer process, only the unguessable name remains.
 """
 
 from __future__ import annotations
@@ -11,6 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
+import socket
+import struct
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +36,7 @@ _REASONS: Final = {
     200: "OK",
     400: "Bad Request",
     404: "Not Found",
+    403: "Forbidden",
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Payload Too Large",
@@ -32,6 +45,13 @@ _REASONS: Final = {
 _MAX_HEADER_BYTES: Final = 64 * 1024
 #: macOS limits sun_path to 104 bytes; leave room for the file name.
 _MAX_DIR_LEN: Final = 80
+#: Random bytes in a socket's name: 16 URL-safe characters, within the room left above.
+_SOCKET_NAME_BYTES: Final = 12
+#: How many parents are followed when checking that a peer descends from the owner.
+_MAX_ANCESTRY_DEPTH: Final = 64
+#: macOS ``getsockopt`` level and option for the peer's pid (``<sys/un.h>``).
+_SOL_LOCAL: Final = 0
+_LOCAL_PEERPID: Final = 2
 
 
 class _BadRequest(Exception):
@@ -53,6 +73,62 @@ def make_socket_dir() -> Path:
     return path
 
 
+def new_socket_path(directory: Path) -> Path:
+    """A fresh, unguessable socket path in ``directory``."""
+    return directory / f"{secrets.token_urlsafe(_SOCKET_NAME_BYTES)}.sock"
+
+
+def peer_pid(sock: socket.socket | asyncio.trsock.TransportSocket) -> int | None:
+    """The pid of the process that connected ``sock``, or ``None`` where it is not known."""
+    try:
+        if sys.platform == "linux":
+            pid, _uid, _gid = struct.unpack(
+                "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            )
+        elif sys.platform == "darwin":
+            pid = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERPID)
+        else:
+            return None
+    except OSError:
+        return None
+    # 0: the peer lives in another pid namespace, where its pid means nothing here.
+    return int(pid) if pid > 0 else None
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def belongs_to(peer: int, owner: int) -> bool:
+    """Whether process ``peer`` is ``owner``, in ``owner``'s session, or descends from it.
+
+    Task processes lead their own session (the launcher starts them so), and a process
+    cannot join a session it is not in, so session membership cannot be forged; the
+    ancestry walk (Linux ``/proc``) admits descendants that started a session of their own.
+    """
+    if peer == owner:
+        return True
+    try:
+        if os.getsid(peer) == owner:
+            return True
+    except OSError:
+        return False
+    pid: int | None = peer
+    for _ in range(_MAX_ANCESTRY_DEPTH):
+        pid = _parent_pid(pid)
+        if pid is None or pid <= 1:
+            return False
+        if pid == owner:
+            return True
+    return False
+
+
 def error_body(message: str) -> bytes:
     """An ErrorResponse JSON body."""
     from .. import _wire
@@ -62,13 +138,29 @@ def error_body(message: str) -> bytes:
 
 
 class TaskSocketServer:
-    """One Unix socket serving one process; closed (and unlinked) by :meth:`close`."""
+    """One Unix socket serving one process; closed (and unlinked) by :meth:`close`.
+
+    Connections wait until :meth:`bind` names the process the socket serves (the process
+    may connect before its launcher returns its pid); then each is served only if its peer
+    :func:`belongs_to` that process, and answered 403 otherwise.
+    """
 
     def __init__(self, path: Path, handler: Handler) -> None:
         self.path = path
         self._handler = handler
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self._owner: asyncio.Future[int] | None = None
+        self.refused = 0
+
+    def bind(self, pid: int) -> None:
+        """Serve only process ``pid`` (with its session and descendants). Call once."""
+        self._owner_future().set_result(pid)
+
+    def _owner_future(self) -> asyncio.Future[int]:
+        if self._owner is None:
+            self._owner = asyncio.get_running_loop().create_future()
+        return self._owner
 
     async def start(self) -> None:
         """Listen on the socket path."""
@@ -95,6 +187,8 @@ class TaskSocketServer:
         if task is not None:
             self._conns.add(task)
         try:
+            if not await self._admit(reader, writer):
+                return
             while True:
                 try:
                     request = await _read_request(reader)
@@ -123,6 +217,29 @@ class TaskSocketServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Whether the peer may use this socket; a refused peer gets 403 (after its request).
+
+        The request is read before answering, so that the peer sees the 403 rather than a
+        broken pipe while it is still sending.
+        """
+        owner = await asyncio.shield(self._owner_future())
+        peer = peer_pid(writer.get_extra_info("socket"))
+        if peer is None and sys.platform not in ("linux", "darwin"):
+            return True
+        if peer is not None and belongs_to(peer, owner):
+            return True
+        self.refused += 1
+        with contextlib.suppress(
+            _BadRequest, asyncio.IncompleteReadError, asyncio.LimitOverrunError
+        ):
+            await _read_request(reader)
+        message = (
+            f"this task socket belongs to another task attempt; process {peer} is not part of it"
+        )
+        await _respond(writer, 403, error_body(message), close=True)
+        return False
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes, bool] | None:

@@ -104,6 +104,7 @@ async def serve_one(
             socket_path=str(server.path),
             on_output=on_output,
         )
+        server.server.bind(proc.pid)
         status = await asyncio.wait_for(proc.wait(), 60)
     finally:
         await server.server.close()
