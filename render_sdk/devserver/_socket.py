@@ -24,6 +24,7 @@ import socket
 import struct
 import sys
 import tempfile
+from asyncio.trsock import TransportSocket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
@@ -78,7 +79,7 @@ def new_socket_path(directory: Path) -> Path:
     return directory / f"{secrets.token_urlsafe(_SOCKET_NAME_BYTES)}.sock"
 
 
-def peer_pid(sock: socket.socket | asyncio.trsock.TransportSocket) -> int | None:
+def peer_pid(sock: socket.socket | TransportSocket) -> int | None:
     """The pid of the process that connected ``sock``, or ``None`` where it is not known."""
     try:
         if sys.platform == "linux":
@@ -119,13 +120,14 @@ def belongs_to(peer: int, owner: int) -> bool:
             return True
     except OSError:
         return False
-    pid: int | None = peer
+    pid = peer
     for _ in range(_MAX_ANCESTRY_DEPTH):
-        pid = _parent_pid(pid)
-        if pid is None or pid <= 1:
+        parent = _parent_pid(pid)
+        if parent is None or parent <= 1:
             return False
-        if pid == owner:
+        if parent == owner:
             return True
+        pid = parent
     return False
 
 

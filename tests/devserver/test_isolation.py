@@ -39,7 +39,7 @@ def forge(path):
                       timeout=30) as c:
         def call(name, method, url, body=None):
             r = c.request(method, url, json=body)
-            out[name] = [r.status_code, r.json().get("message")]
+            out[name] = [r.status_code, r.json().get("message") if r.status_code >= 400 else None]
         call("input", "GET", "/input")
         call("subtask", "POST", "/run-subtask", {"task_name": "victim", "input": b64(["x"])})
         call("result", "POST", "/get-subtask-result", {"task_run_id": "trn-x"})

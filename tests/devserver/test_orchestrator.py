@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -32,7 +33,8 @@ def b64(value: Any) -> str:
 
 class FakeProcess:
     def __init__(self) -> None:
-        self.pid = 0
+        # The "process" is a coroutine of this one: its socket peer is this pid.
+        self.pid = os.getpid()
         self.exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.killed = False
 
