@@ -13,6 +13,7 @@ All errors the SDK raises derive from one root::
     ├── workflows.TaskDefinitionError, TaskContextError, RunnerError   (task side)
     ├── devserver LaunchError    a task process could not be started
     └── testing.LocalServerError the local server did not start in a test
+        └── testing.AppRegistrationError   the app did not register (has its error)
 
 Transport, socket and SQLite exceptions are translated into these at one boundary per
 layer and chained with ``raise ... from exc``. This module imports nothing heavy: the

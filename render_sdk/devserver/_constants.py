@@ -66,3 +66,10 @@ LISTENING_PREFIX: Final = "Listening on "
 #: A client must finish sending a request's headers within this many seconds of starting
 #: it (or of connecting); slower connections are closed (slowloris).
 HEADER_TIMEOUT_S: Final = 10.0
+
+#: Console line that starts a failed registration's report (LocalServer looks for it);
+#: the command's own output follows, each line indented by REGISTRATION_OUTPUT_INDENT.
+REGISTRATION_FAILED_PREFIX: Final = "Task registration failed: "
+REGISTRATION_OUTPUT_INDENT: Final = "  | "
+#: Console line when a start registered no task.
+NOTHING_REGISTERED: Final = "No tasks registered"

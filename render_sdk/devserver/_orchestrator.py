@@ -74,7 +74,20 @@ class OrchestratorError(Exception):
 
 
 class RegistrationError(Exception):
-    """The command did not register its tasks (exited, timed out, or could not start)."""
+    """The command did not register its tasks (exited, timed out, or could not start).
+
+    Attributes:
+        output: The command's own output (its traceback, typically), at most
+            ``REGISTRATION_OUTPUT_LIMIT`` bytes from its end, decoded.
+    """
+
+    def __init__(self, message: str, *, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+#: How much of a failed registration's output is kept for the console (its end).
+REGISTRATION_OUTPUT_LIMIT = 16 * 1024
 
 
 # --------------------------------------------------------------------------- events
@@ -357,15 +370,20 @@ class Orchestrator:
                 return 409, error_body(f"{path} is not available in register mode")
             return 404, error_body(f"no route {method} {path}")
 
+        captured = bytearray()
+
+        def on_output(stream: str, chunk: bytes) -> None:
+            captured.extend(chunk)
+            del captured[:-REGISTRATION_OUTPUT_LIMIT]
+            self._on_output("", stream, chunk)
+
         server = TaskSocketServer(self._socket_path(), handle)
         await server.start()
         proc: LaunchedProcess | None = None
         try:
             try:
                 proc = await self.launcher.start(
-                    mode="register",
-                    socket_path=str(server.path),
-                    on_output=lambda s, c: self._on_output("", s, c),
+                    mode="register", socket_path=str(server.path), on_output=on_output
                 )
                 server.bind(proc.pid)
             except Exception as exc:
@@ -385,20 +403,25 @@ class Orchestrator:
                 req = got.result()
             elif exited in done and not exited.cancelled():
                 code = exited.result()
-                detail = (
-                    f": exit status {code}"
-                    if code > 0
-                    else (f": killed by signal {-code}" if code < 0 else "")
-                )
+                output = captured.decode("utf-8", errors="replace").rstrip()
+                if code == 0:
+                    raise RegistrationError(
+                        "start command exited (status 0) without registering tasks: does it "
+                        "call app.start()? A script run as `python main.py` must end with "
+                        'app.start() (under `if __name__ == "__main__":`), or run it as '
+                        "`render-workflows main:app`",
+                        output=output,
+                    )
+                detail = f": exit status {code}" if code > 0 else f": killed by signal {-code}"
                 raise RegistrationError(
-                    f"start command exited before registering tasks{detail}"
-                    " (its output is in GET /v1/logs; run with --debug to see it here)"
+                    f"start command exited before registering tasks{detail}", output=output
                 )
             else:
                 raise RegistrationError(
                     f"the command did not register its tasks within "
                     f"{self._registration_timeout:g}s (does it call app.start() or run "
-                    "`render-workflows module:app`?)"
+                    "`render-workflows module:app`?)",
+                    output=captured.decode("utf-8", errors="replace").rstrip(),
                 )
         finally:
             if proc is not None:

@@ -24,6 +24,9 @@ from ._constants import (
     HEADER_TIMEOUT_S,
     LISTENING_PREFIX,
     LOCK_FILENAME,
+    NOTHING_REGISTERED,
+    REGISTRATION_FAILED_PREFIX,
+    REGISTRATION_OUTPUT_INDENT,
     REGISTRATION_TIMEOUT_S,
     RELOAD_MAX_FILES,
     RELOAD_POLL_S,
@@ -302,10 +305,18 @@ class DevServer:
                     await registering
                 self.say("Shutting down")
                 return self._exit_code
-            registering.result()
+            found = registering.result()
             warm_error = getattr(launcher, "warm_error", None)
-            if warm_error:
-                # Tell the user why attempts spawn a new interpreter (slower) instead of forking.
+            if not found:
+                if not cfg.reload:
+                    self.say(f"{NOTHING_REGISTERED}; exiting (fix the app, then restart)")
+                    return 1
+                self.say(
+                    f"{NOTHING_REGISTERED}; waiting for a fix (it re-registers when files change)"
+                )
+            elif warm_error:
+                # The registration error above already shows an import error; otherwise
+                # tell the user why attempts spawn a new interpreter (slower) than forking.
                 self.say(f"Warm start is off, spawning each attempt: {warm_error}")
             recovered = orch.recover()
             if recovered:
@@ -379,22 +390,31 @@ class DevServer:
             f"""-d '{{"task": "{example}", "input": []}}'"""
         )
 
-    async def _register(self, orch: Orchestrator, *, announce: bool) -> None:
+    async def _register(self, orch: Orchestrator, *, announce: bool) -> int:
+        """Register the app's tasks and say how it went; returns how many were found."""
         source = command_source(self.config.command)
         try:
             tasks = await orch.register()
         except RegistrationError as exc:
-            self.say(f"Task registration failed: {exc}")
-            hint = "it re-registers when files change" if self.config.reload else "then restart"
-            self.say(f"0 tasks found in {source} (fix the app; {hint})")
-            return
+            self.say(f"{REGISTRATION_FAILED_PREFIX}{exc}")
+            if exc.output and not self.config.debug:  # --debug echoed it already
+                for line in exc.output.splitlines():
+                    self.say(f"{REGISTRATION_OUTPUT_INDENT}{line}")
+            if not announce:
+                kept = len(orch.store.registered_tasks())
+                self.say(
+                    f"Reload failed; the last good {kept} task(s) stay listed until "
+                    f"{source} registers again (it re-registers when files change)"
+                )
+            return 0
         if not tasks:
-            self.say(f"0 tasks found in {source} (waiting for registration)")
-            return
+            self.say(f"0 tasks found in {source} (define tasks with @app.task)")
+            return 0
         prefix = "" if announce else "Reloaded: "
         self.say(f"{prefix}{len(tasks)} task(s) found in {source}")
         for task in sorted(tasks, key=lambda t: t.name):
             self.say(f"  - {task.name}")
+        return len(tasks)
 
     async def _watch(self, orch: Orchestrator, launcher: Any, watcher: SourceWatcher) -> None:
         while True:

@@ -33,9 +33,13 @@ from typing import Final
 from .._errors import RenderError
 from .._exports import publish
 
-__all__ = ["LocalServer", "LocalServerError"]
+__all__ = ["AppRegistrationError", "LocalServer", "LocalServerError"]
 
 _LISTENING: Final = re.compile(r"^Listening on (http://\S+)$")
+# The server's console lines for a failed registration (render_sdk.devserver._constants;
+# not imported from there so that importing this module does not load the server).
+_REGISTRATION_FAILED: Final = "Task registration failed: "
+_REGISTRATION_OUTPUT: Final = "  | "
 #: How long :meth:`LocalServer.start` waits for the server to register and listen.
 DEFAULT_STARTUP_TIMEOUT: Final = 60.0
 #: How long :meth:`LocalServer.stop` waits for a graceful exit before killing.
@@ -47,6 +51,21 @@ class LocalServerError(RenderError):
 
     The message ends with the server's last lines of output.
     """
+
+
+class AppRegistrationError(LocalServerError):
+    """The app did not register its tasks when the server started.
+
+    The message is the server's report: why registration failed, then the app's own
+    output (its traceback: exception type, message, file and line).
+
+    Attributes:
+        details: That report alone, without the rest of the server's output.
+    """
+
+    def __init__(self, details: str) -> None:
+        super().__init__(f"the app did not register its tasks: {details}")
+        self.details = details
 
 
 class LocalServer:
@@ -72,6 +91,9 @@ class LocalServer:
         warm: Fork attempts from a warm interpreter (default) or spawn each one.
         extra_args: More ``render-workflows dev`` flags (``["--debug"]``).
         startup_timeout: Seconds to wait for "Listening on ...".
+        allow_broken_app: Keep the server running when the app fails to register at
+            start (to test how the server answers then) instead of raising
+            :class:`AppRegistrationError`.
 
     Attributes:
         url: The server's base URL, without ``/v1`` (set once started).
@@ -93,6 +115,7 @@ class LocalServer:
         warm: bool = True,
         extra_args: Sequence[str] = (),
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        allow_broken_app: bool = False,
     ) -> None:
         if (app is None) == (command is None):
             raise ValueError("give exactly one of app='module:app' or command=[...]")
@@ -108,8 +131,10 @@ class LocalServer:
         self.warm = warm
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
+        self.allow_broken_app = allow_broken_app
         self.url = ""
         self.output: list[str] = []
+        self._launched_at = 0
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -175,6 +200,7 @@ class LocalServer:
             raise LocalServerError("the server is already running")
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self.url = ""
+        self._launched_at = len(self.output)  # where this start's lines begin
         self._proc = subprocess.Popen(
             self.argv(),
             cwd=self.cwd,
@@ -206,10 +232,33 @@ class LocalServer:
             self._cond.notify_all()
 
     def _startup_failed(self, why: str) -> LocalServerError:
+        report = self._registration_report()
+        if report is not None:
+            return AppRegistrationError(report)
         tail = "\n".join(self.output[-40:])
         return LocalServerError(f"local server {why}; its output:\n{tail}")
 
+    def _registration_report(self) -> str | None:
+        """The start's registration failure as the server printed it, if it failed."""
+        lines = self.output[self._launched_at :]
+        for i, line in enumerate(lines):
+            if _LISTENING.match(line):
+                return None
+            if line.startswith(_REGISTRATION_FAILED):
+                report = [line[len(_REGISTRATION_FAILED) :]]
+                for more in lines[i + 1 :]:
+                    if not more.startswith(_REGISTRATION_OUTPUT):
+                        break
+                    report.append(more[len(_REGISTRATION_OUTPUT) :])
+                return "\n".join(report)
+        return None
+
     def _after_ready(self) -> None:
+        report = None if self.allow_broken_app else self._registration_report()
+        if report is not None:
+            # With hot reload the server waits for a fix, but a test cannot make one.
+            self._terminate(kill=True)
+            raise AppRegistrationError(report)
         port = self.url.rsplit(":", 1)[-1]
         if port.isdigit():
             self.port = int(port)
@@ -218,6 +267,8 @@ class LocalServer:
         """Start the server and wait until it listens.
 
         Raises:
+            AppRegistrationError: The app did not register its tasks (the message has its
+                error); not raised with ``allow_broken_app=True``.
             LocalServerError: It exited or did not listen within ``startup_timeout``.
         """
         self._launch()

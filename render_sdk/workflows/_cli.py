@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -68,6 +69,35 @@ def _delegate(module_name: str, argv: list[str], what: str) -> int:
     return result
 
 
+#: Frames from these directories are the import machinery's, not the user's.
+_MACHINERY_DIRS = (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # render_sdk/
+    os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep,  # importlib/
+)
+
+
+def _is_ours(filename: str) -> bool:
+    return filename.startswith("<frozen importlib") or filename.startswith(_MACHINERY_DIRS)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """``exc`` formatted like Python's traceback, without this SDK's or importlib's frames.
+
+    Without a user frame (the app module itself is missing) it is one line, with a hint
+    about the working directory for a ``ModuleNotFoundError``.
+    """
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_ours(f.filename)]
+    lines: list[str] = []
+    if frames:
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_list(frames))
+    lines.extend(traceback.format_exception_only(type(exc), exc))
+    text = "".join(lines).rstrip("\n")
+    if isinstance(exc, ModuleNotFoundError) and not frames:
+        text += f" (looked in {os.getcwd()} and sys.path: is that the app's directory?)"
+    return text
+
+
 def _serve(target: str) -> int:
     from ._errors import RunnerError
 
@@ -83,8 +113,12 @@ def _serve(target: str) -> int:
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        return _fail(f"Could not import module '{module_name}': {exc}")
+    except Exception as exc:
+        # The user's error, as the user would see it running their module: their frames
+        # only (ours and importlib's say nothing about what to fix).
+        report = user_traceback(exc)
+        sep = "\n" if "\n" in report else " "  # a traceback starts on its own line
+        return _fail(f"Could not import module '{module_name}':{sep}{report}")
     app: object = module
     for part in attr_path.split("."):
         try:

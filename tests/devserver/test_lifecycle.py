@@ -16,7 +16,7 @@ import httpx
 import pytest
 from devserver_helpers import start_run, wait_status, wait_terminal
 
-from render_sdk.testing import LocalServer, LocalServerError
+from render_sdk.testing import AppRegistrationError, LocalServer, LocalServerError
 
 MakeServer = Callable[..., LocalServer]
 
@@ -155,7 +155,8 @@ def test_hot_reload_registers_new_tasks(make_server: MakeServer, app_dir: Path) 
 def test_registration_timeout_keeps_serving(make_server: MakeServer) -> None:
     server = make_server(
         command=[sys.executable, "-c", "import time; time.sleep(60)"],
-        extra_args=["--registration-timeout", "1", "--no-reload"],
+        extra_args=["--registration-timeout", "1"],
+        allow_broken_app=True,
     )
     assert any("did not register its tasks within 1s" in line for line in server.output)
     with httpx.Client(base_url=server.url, timeout=30) as c:
@@ -168,7 +169,7 @@ def test_registration_timeout_keeps_serving(make_server: MakeServer) -> None:
 def test_command_exiting_before_registration(make_server: MakeServer) -> None:
     server = make_server(
         command=[sys.executable, "-c", "print('broken app'); raise SystemExit(2)"],
-        extra_args=["--no-reload"],
+        allow_broken_app=True,
     )
     assert any(
         "start command exited before registering tasks: exit status 2" in line
@@ -390,10 +391,10 @@ def test_last_event_id_from_before_a_restart(make_server: MakeServer) -> None:
 
 
 def test_unknown_executable_is_reported(make_server: MakeServer) -> None:
-    server = make_server(command=["no-such-program-xyz"], extra_args=["--no-reload"])
-    line = next(ln for ln in server.output if ln.startswith("Task registration failed"))
-    assert "failed to start the command" in line
-    assert "no-such-program-xyz" in line
+    with pytest.raises(AppRegistrationError) as caught:
+        make_server(command=["no-such-program-xyz"], extra_args=["--no-reload"])
+    assert "failed to start the command" in caught.value.details
+    assert "no-such-program-xyz" in caught.value.details
 
 
 def test_non_loopback_host_takes_the_key_from_the_environment(make_server: MakeServer) -> None:
@@ -417,3 +418,108 @@ def test_broken_edit_keeps_the_last_good_tasks(make_server: MakeServer, app_dir:
         source.write_text(good)
         server.wait_for_output(r"^Reloaded: \d+ task\(s\)", timeout=60)
         assert wait_terminal(c, start_run(c, "square", [5]))["results"] == [25]
+
+
+# --------------------------------------------------------------------------- broken apps
+
+
+def _dev_exit(app_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``render-workflows dev --port 0 ARGS`` to completion (it must exit by itself)."""
+    return subprocess.run(
+        [sys.executable, "-m", "render_sdk.devserver", "--port", "0", *args],
+        cwd=app_dir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _report(output: str) -> list[str]:
+    """The app's own lines of a failed registration report."""
+    return [ln[4:] for ln in output.splitlines() if ln.startswith("  | ")]
+
+
+def test_wrong_module_exits_non_zero_with_the_import_error(app_dir: Path) -> None:
+    done = _dev_exit(app_dir, "--no-reload", "mian:app")
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Task registration failed: "), lines
+    assert _report(done.stdout) == [
+        "Error: Could not import module 'mian': ModuleNotFoundError: No module named 'mian'"
+        f" (looked in {app_dir} and sys.path: is that the app's directory?)"
+    ]
+    assert lines[-1] == "No tasks registered; exiting (fix the app, then restart)"
+    # The import error is the report above, not a "warm start" footnote; nothing listens.
+    assert "Warm start is off" not in done.stdout
+    assert "Listening on" not in done.stdout
+
+
+def test_syntax_error_shows_the_users_frames_only(app_dir: Path) -> None:
+    (app_dir / "helper.py").write_text("x = 1\ndef broken(:\n    pass\n")
+    (app_dir / "main.py").write_text(
+        "from render_sdk.workflows import Workflows\n\napp = Workflows()\nimport helper\n"
+    )
+    done = _dev_exit(app_dir, "--no-reload", "main:app")
+    assert done.returncode == 1
+    report = _report(done.stdout)
+    assert f'  File "{app_dir / "main.py"}", line 4, in <module>' in report
+    assert f'  File "{app_dir / "helper.py"}", line 2' in report
+    assert "SyntaxError: invalid syntax" in report
+    frames = [ln for ln in report if ln.startswith("  File ")]
+    assert len(frames) == 2, report  # no importlib or render_sdk frame
+    assert not any("importlib" in ln or "render_sdk" in ln for ln in frames)
+
+
+def test_start_with_no_tasks_exits_non_zero(app_dir: Path) -> None:
+    (app_dir / "empty.py").write_text(
+        "from render_sdk.workflows import Workflows\napp = Workflows()\n"
+    )
+    done = _dev_exit(app_dir, "--no-reload", "empty:app")
+    assert done.returncode == 1
+    assert "0 tasks found in empty:app" in done.stdout
+    assert "No tasks registered; exiting" in done.stdout
+
+
+def test_script_without_start_gets_a_hint(make_server: MakeServer, app_dir: Path) -> None:
+    (app_dir / "main.py").write_text(
+        "from render_sdk.workflows import Workflows\n\napp = Workflows()\n\n"
+        "@app.task\ndef hello() -> str:\n    return 'hi'\n"
+    )
+    with pytest.raises(AppRegistrationError) as caught:
+        make_server(command=[sys.executable, "main.py"], extra_args=["--no-reload"])
+    assert "exited (status 0) without registering tasks" in caught.value.details
+    assert "app.start()" in caught.value.details
+
+
+def test_broken_start_with_reload_waits_for_a_fix(make_server: MakeServer, app_dir: Path) -> None:
+    source = app_dir / "tasks.py"
+    good = source.read_text()
+    source.write_text("raise RuntimeError('not configured yet')\n" + good)
+    server = make_server(allow_broken_app=True)
+    assert any(
+        ln == "No tasks registered; waiting for a fix (it re-registers when files change)"
+        for ln in server.output
+    ), server.output
+    assert "  | RuntimeError: not configured yet" in server.output
+    source.write_text(good)
+    server.wait_for_output(r"^Reloaded: \d+ task\(s\)", timeout=60)
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert wait_terminal(c, start_run(c, "square", [4]))["results"] == [16]
+
+
+def test_every_failed_reload_prints_the_error(make_server: MakeServer, app_dir: Path) -> None:
+    server = make_server(extra_args=["--registration-timeout", "20"])
+    source = app_dir / "tasks.py"
+    good = source.read_text()
+    assert good.endswith("\n")
+    broken_line = len(good.splitlines()) + 3  # after the two blank lines
+    for attempt, message in enumerate(("first", "second"), start=1):
+        source.write_text(good + f"\n\nraise ValueError('{message} mistake')\n")
+        server.wait_for_output(rf"^  \| ValueError: {message} mistake$", timeout=60)
+        server.wait_for_output(r"^Reload failed; the last good \d+ task\(s\) stay listed")
+        assert f'  |   File "{source}", line {broken_line}, in <module>' in server.output, (
+            server.output
+        )
+        failures = [ln for ln in server.output if ln.startswith("Task registration failed")]
+        assert len(failures) == attempt

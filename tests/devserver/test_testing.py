@@ -5,13 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 import render_sdk.testing
-from render_sdk.testing import LocalServer
+from render_sdk.client import RenderError
+from render_sdk.testing import AppRegistrationError, LocalServer, LocalServerError
 
 
 def test_exported_names() -> None:
-    assert render_sdk.testing.__all__ == ["LocalServer", "LocalServerError"]
+    assert render_sdk.testing.__all__ == [
+        "AppRegistrationError",
+        "LocalServer",
+        "LocalServerError",
+    ]
     assert sorted(render_sdk.testing.__all__) == render_sdk.testing.__all__
 
 
@@ -47,3 +53,22 @@ def test_restart_keeps_port_and_state(app_dir: Path) -> None:
         assert server.url == url
         with httpx.Client(base_url=url) as c:
             assert c.get(f"/v1/task-runs/{run_id}").status_code == 200
+
+
+def test_wrong_app_raises_at_start_with_the_childs_error(app_dir: Path) -> None:
+    server = LocalServer(app="mian:app", cwd=app_dir)
+    with pytest.raises(AppRegistrationError, match=r"No module named 'mian'") as caught:
+        server.start()
+    assert isinstance(caught.value, LocalServerError)
+    assert isinstance(caught.value, RenderError)
+    assert caught.value.details.startswith("start command exited before registering tasks")
+    assert "ModuleNotFoundError: No module named 'mian'" in caught.value.details.splitlines()[1]
+    assert not server.running  # hot reload would wait for a fix; the test cannot make one
+
+
+async def test_wrong_app_raises_at_astart(app_dir: Path) -> None:
+    (app_dir / "bad.py").write_text("import no_such_dependency_xyz\n")
+    server = LocalServer(app="bad:app", cwd=app_dir)
+    with pytest.raises(AppRegistrationError, match=r"No module named 'no_such_dependency_xyz'"):
+        await server.astart()
+    assert not server.running

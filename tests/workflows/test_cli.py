@@ -33,11 +33,13 @@ def cli(*args: str, cwd: Path = APPS, mode: str | None = None, socket: str | Non
         (("sample_app:",), "Error: Invalid app path 'sample_app:'"),
         (
             ("no_such_module:app",),
-            "Error: Could not import module 'no_such_module': No module named 'no_such_module'",
+            "Error: Could not import module 'no_such_module': ModuleNotFoundError: "
+            "No module named 'no_such_module' (looked in ",
         ),
         (
             ("pkg.missing:app",),
-            "Error: Could not import module 'pkg.missing': No module named 'pkg'",
+            "Error: Could not import module 'pkg.missing': ModuleNotFoundError: "
+            "No module named 'pkg' (looked in ",
         ),
         (("sample_app:nope",), "Error: Module 'sample_app' has no attribute 'nope'"),
         (
@@ -85,6 +87,24 @@ def test_module_import_from_the_working_directory_and_last_colon(tmp_path: Path)
     assert done.stdout == "started\n"
     done = cli("weird:mod:app", cwd=tmp_path)  # split on the last colon
     assert done.stderr.startswith("Error: Could not import module 'weird:mod'")
+
+
+def test_import_error_shows_the_users_frames(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("import conf\n")
+    (tmp_path / "conf.py").write_text("\n\nvalue = {'a': 1}['b']\n")
+    done = cli("app:app", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "Error: Could not import module 'app':",
+        "Traceback (most recent call last):",
+        f'  File "{tmp_path / "app.py"}", line 1, in <module>',
+        "    import conf",
+        f'  File "{tmp_path / "conf.py"}", line 3, in <module>',
+        "    value = {'a': 1}['b']",
+        *done.stderr.splitlines()[6:-1],  # the carets Python 3.11+ adds under the error
+        "KeyError: 'b'",
+    ]
+    assert all(set(line.strip()) <= {"^", "~"} for line in done.stderr.splitlines()[6:-1])
 
 
 def test_help() -> None:
