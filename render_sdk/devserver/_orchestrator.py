@@ -136,8 +136,8 @@ class EventHub:
         self._max_behind = max_behind
         self._history: deque[_Entry] = deque()
         self._history_len = history
-        #: The newest event id that fell out of the history (0: none yet).
-        self._forgotten = 0
+        #: Each run's newest event id that fell out of the history.
+        self._forgotten: dict[str, int] = {}
         #: The entries of ``_history`` that still hold their frame, oldest first.
         self._framed: deque[_Entry] = deque()
         self._framed_bytes = 0
@@ -195,11 +195,7 @@ class EventHub:
         events whose frames are gone (evicted, or older than the history): those are to be
         replayed as one frame of their current state instead, and get no exact frames here.
         """
-        stale = {
-            rid
-            for rid in run_ids
-            if last_id < self._forgotten and self.latest_ids.get(rid, -1) > last_id
-        }
+        stale = {rid for rid in run_ids if self._forgotten.get(rid, 0) > last_id}
         stale.update(
             e.run_id
             for e in self._history
@@ -234,7 +230,7 @@ class EventHub:
     def _remember(self, entry: _Entry) -> None:
         if len(self._history) >= self._history_len:
             old = self._history.popleft()
-            self._forgotten = old.event_id
+            self._forgotten[old.run_id] = old.event_id
             self._evict_frame(old)
         self._history.append(entry)
         assert entry.frame is not None
