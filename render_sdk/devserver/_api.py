@@ -12,6 +12,7 @@ import datetime as _dt
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ from ._constants import (
     MAX_PAGE_LIMIT,
     SSE_PING_S,
     SSE_RETRY_MS,
+    SSE_WRITE_CHUNK_BYTES,
 )
 from ._orchestrator import Orchestrator, OrchestratorError, Subscriber
 from ._protocol import (
@@ -344,7 +346,7 @@ class SSEResponse(Response):
             headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await _send_body(send, sse_preamble(SSE_RETRY_MS))
-            await _send_body(send, b"".join(self._initial(sub)))
+            sub.reset(self._initial(sub))
             await self._pump(sub, send, disconnected)
         except OSError:
             pass
@@ -369,30 +371,38 @@ class SSEResponse(Response):
         hub = orch.hub
         frames: list[bytes] = []
         covered: set[str] = set()
+        stale: set[str] = set()
         if self.last_id is not None:
-            for run_id, frame in hub.replay_after(self.last_id, sub.run_ids):
+            replay, stale = hub.replay_after(self.last_id, sub.run_ids)
+            for run_id, frame in replay:
                 frames.append(frame)
                 covered.add(run_id)
         for run_id in self.run_ids:
             run = orch.store.runs.get(run_id)
-            if run is None or not is_terminal(run.status):
+            if run is None:
                 continue
+            terminal = is_terminal(run.status)
             known = hub.terminal_ids.get(run_id)
-            if self.last_id is not None and (
-                run_id in covered or (known is not None and known <= self.last_id)
+            if run_id in stale:
+                # Its missed frames are gone: one frame of its current state stands in.
+                pass
+            elif not terminal or (
+                self.last_id is not None
+                and (run_id in covered or (known is not None and known <= self.last_id))
             ):
                 continue
-            event_id = known or hub.next_id()
-            frames.append(sse_frame(event_id, sse_event_name(run.status), orch.run_details(run)))
-        # Events queued while the replay was built would repeat it. Every run terminal now
-        # has had its terminal state sent (above, in the replay, or before Last-Event-ID).
-        sub.queue.clear()
+            frames.append(hub.current_frame(run_id, partial(self._frame, run)))
+        # Every run terminal now has had its terminal state sent (above, in the replay,
+        # or before Last-Event-ID); ``reset`` drops events queued while this was built.
         sub.terminal_sent = {
             run_id
             for run_id in self.run_ids
             if (run := orch.store.runs.get(run_id)) is not None and is_terminal(run.status)
         }
         return frames
+
+    def _frame(self, run: RunRecord, event_id: int) -> bytes:
+        return sse_frame(event_id, sse_event_name(run.status), self.api.orch.run_details(run))
 
     def _finished(self, sub: Subscriber) -> bool:
         """Whether the requested runs that exist (one at least) all had their terminal event.
@@ -407,7 +417,13 @@ class SSEResponse(Response):
         while True:
             sub.wakeup.clear()
             while sub.queue:
-                await _send_body(send, sub.queue.popleft())
+                frame = sub.queue.popleft()
+                # Sliced, so a client that does not read holds one slice in the transport
+                # (the frame itself is shared with every other stream and the history).
+                for start in range(0, len(frame), SSE_WRITE_CHUNK_BYTES):
+                    chunk = frame[start : start + SSE_WRITE_CHUNK_BYTES]
+                    await _send_body(send, chunk)
+                    sub.behind -= len(chunk)
             if sub.dropped or disconnected.done() or self._finished(sub):
                 return
             woke = asyncio.get_running_loop().create_task(sub.wakeup.wait())

@@ -42,8 +42,17 @@ SSE_RETRY_MS: Final = 2000
 SSE_PING_S: Final = 25.0
 #: SSE: events buffered per subscriber before a slow subscriber is dropped.
 SSE_QUEUE_SIZE: Final = 1024
-#: SSE: recent events kept for Last-Event-ID replay.
+#: SSE: a subscriber is dropped (its stream ends; it resumes with Last-Event-ID) once this many
+#: bytes of frames wait for it. One frame is always accepted when nothing waits, whatever its size.
+SSE_SUBSCRIBER_MAX_BYTES: Final = 4 * 1024 * 1024
+#: SSE: frames are handed to the connection in slices of this size, so a client that does not
+#: read holds one slice in the transport instead of a whole (shared) frame copy.
+SSE_WRITE_CHUNK_BYTES: Final = 64 * 1024
+#: SSE: recent event ids kept for Last-Event-ID replay (a compact entry each).
 SSE_HISTORY: Final = 4096
+#: SSE: total bytes of recent frames kept for an exact Last-Event-ID replay; a run whose
+#: missed frames were evicted is replayed as one frame of its current state instead.
+SSE_HISTORY_MAX_BYTES: Final = 8 * 1024 * 1024
 
 #: The CLI's default retry factor when a registration omits it (Render's default).
 DEFAULT_RETRY_FACTOR: Final = 2.0

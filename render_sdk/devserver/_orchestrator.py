@@ -39,7 +39,9 @@ from ._constants import (
     MAX_WAIT_MS,
     REGISTRATION_TIMEOUT_S,
     SSE_HISTORY,
+    SSE_HISTORY_MAX_BYTES,
     SSE_QUEUE_SIZE,
+    SSE_SUBSCRIBER_MAX_BYTES,
 )
 from ._protocol import (
     RetryPolicy,
@@ -101,6 +103,9 @@ class Subscriber:
     #: Subscribed to every run (the dashboard's stream) rather than to ``run_ids``.
     all_runs: bool = False
     queue: deque[bytes] = field(default_factory=deque)
+    #: Bytes of frames not yet handed to the connection (queued, or the rest of the one in
+    #: flight): how far behind this stream is.
+    behind: int = 0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
     #: Runs whose terminal event is in (or went out before) ``queue``: once it holds every
@@ -108,19 +113,53 @@ class Subscriber:
     #: ``task_run_events`` loops only stop when the server closes the stream).
     terminal_sent: set[str] = field(default_factory=set)
 
+    def reset(self, frames: Iterable[bytes]) -> None:
+        """Replace what is queued by ``frames`` (a new stream's replay)."""
+        self.queue = deque(frames)
+        self.behind = sum(len(f) for f in self.queue)
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One event in the replay history; ``frame`` is None once evicted from the byte budget."""
+
+    event_id: int
+    run_id: str
+    frame: bytes | None
+
 
 class EventHub:
     """Fans run events out to SSE subscribers without ever blocking the publisher.
 
-    Each subscriber has its own bounded queue; one that falls too far behind is dropped
-    (its stream ends and the client reconnects) instead of stalling everyone else.
+    Memory is bounded by the constants, not by payload sizes: each frame is encoded once
+    and the same bytes are shared by the history and every subscriber's queue; the history
+    keeps at most ``history`` compact entries and ``history_bytes`` of frames; a subscriber
+    more than ``max_behind`` bytes (or ``queue_size`` frames) behind is dropped (its stream
+    ends after what was queued, and the client resumes with Last-Event-ID).
     """
 
-    def __init__(self, *, queue_size: int = SSE_QUEUE_SIZE, history: int = SSE_HISTORY) -> None:
+    def __init__(
+        self,
+        *,
+        queue_size: int = SSE_QUEUE_SIZE,
+        max_behind: int = SSE_SUBSCRIBER_MAX_BYTES,
+        history: int = SSE_HISTORY,
+        history_bytes: int = SSE_HISTORY_MAX_BYTES,
+    ) -> None:
         self._subs: dict[str, set[Subscriber]] = {}
         self._all: set[Subscriber] = set()
         self._queue_size = queue_size
-        self._history: deque[tuple[int, str, bytes]] = deque(maxlen=history)
+        self._max_behind = max_behind
+        self._history: deque[_Entry] = deque()
+        self._history_len = history
+        #: Each run's newest event id that fell out of the history.
+        self._forgotten: dict[str, int] = {}
+        #: The entries of ``_history`` that still hold their frame, oldest first.
+        self._framed: deque[_Entry] = deque()
+        self._framed_bytes = 0
+        self._history_bytes = history_bytes
+        #: The newest frame of each run somebody watches, shared by all its new streams.
+        self._current: dict[str, tuple[int, bytes]] = {}
         # Seeded from the clock so that ids keep growing across restarts: a client that
         # resumes with an older server's Last-Event-ID then gets the newer events.
         self._ids = itertools.count(int(time.time() * 1000))
@@ -130,11 +169,18 @@ class EventHub:
         self._evicted_id = self.last_issued
         #: The id of each run's terminal event, reused when it is replayed on subscribe.
         self.terminal_ids: dict[str, int] = {}
+        #: The id of each run's newest event (a replay of its current state reuses it).
+        self.latest_ids: dict[str, int] = {}
 
     @property
     def subscriber_count(self) -> int:
         """Live subscribers (for tests of disconnect handling)."""
         return len({s for subs in self._subs.values() for s in subs} | self._all)
+
+    @property
+    def history_bytes(self) -> int:
+        """Bytes of frames the history holds (for tests of its bound)."""
+        return self._framed_bytes
 
     def subscribe(self, run_ids: Iterable[str]) -> Subscriber:
         """Register a subscriber for ``run_ids``."""
@@ -158,21 +204,83 @@ class EventHub:
                 subs.discard(sub)
                 if not subs:
                     del self._subs[run_id]
+                    self._current.pop(run_id, None)
 
     def next_id(self) -> int:
         """A fresh event id."""
         self.last_issued = next(self._ids)
         return self.last_issued
 
-    def replay_after(self, last_id: int, run_ids: frozenset[str]) -> list[tuple[str, bytes]]:
-        """``(run id, frame)`` of events above ``last_id`` for ``run_ids`` still in the history."""
-        return [(rid, f) for i, rid, f in self._history if i > last_id and rid in run_ids]
+    def replay_after(
+        self, last_id: int, run_ids: frozenset[str]
+    ) -> tuple[list[tuple[str, bytes]], set[str]]:
+        """What a stream resuming after ``last_id`` missed, for ``run_ids``.
+
+        Returns the ``(run id, frame)`` pairs still held, in order, and the runs that missed
+        events whose frames are gone (evicted, or older than the history): those are to be
+        replayed as one frame of their current state instead, and get no exact frames here.
+        """
+        stale = {rid for rid in run_ids if self._forgotten.get(rid, 0) > last_id}
+        stale.update(
+            e.run_id
+            for e in self._history
+            if e.frame is None and e.event_id > last_id and e.run_id in run_ids
+        )
+        frames = [
+            (e.run_id, e.frame)
+            for e in self._history
+            if e.frame is not None
+            and e.event_id > last_id
+            and e.run_id in run_ids
+            and e.run_id not in stale
+        ]
+        return frames, stale
+
+    def current_frame(self, run_id: str, build: Callable[[int], bytes]) -> bytes:
+        """The frame of ``run_id``'s current state under its newest event id, built once.
+
+        Every new stream of a watched run shares the same bytes, however many there are.
+        """
+        event_id = self.latest_ids.get(run_id)
+        cached = self._current.get(run_id)
+        if cached is not None and cached[0] == event_id:
+            return cached[1]
+        if event_id is None:
+            event_id = self.latest_ids[run_id] = self.next_id()
+        frame = build(event_id)
+        if run_id in self._subs:
+            self._current[run_id] = (event_id, frame)
+        return frame
+
+    def _remember(self, entry: _Entry) -> None:
+        if len(self._history) >= self._history_len:
+            old = self._history.popleft()
+            self._forgotten[old.run_id] = old.event_id
+            self._evict_frame(old)
+        self._history.append(entry)
+        assert entry.frame is not None
+        if len(entry.frame) > self._history_bytes:
+            entry.frame = None
+            self._evicted_id = entry.event_id
+            return
+        self._framed.append(entry)
+        self._framed_bytes += len(entry.frame)
+        while self._framed_bytes > self._history_bytes:
+            self._evict_frame(self._framed[0])
+
+    def _evict_frame(self, entry: _Entry) -> None:
+        if entry.frame is not None:
+            self._evicted_id = max(self._evicted_id, entry.event_id)
+            self._framed_bytes -= len(entry.frame)
+            entry.frame = None
+            self._framed.popleft()
 
     def replay_all_after(self, last_id: int) -> list[bytes] | None:
         """Frames of every run above ``last_id``, or None when some have left the history."""
         if last_id < self._evicted_id:
             return None
-        return [f for i, _, f in self._history if i > last_id]
+        # Frames leave oldest first, so every entry above the evicted id still has its frame.
+        return [e.frame for e in self._history if e.event_id > last_id and e.frame is not None]
 
     def publish(
         self, run_id: str, frame_for: Callable[[int], bytes], *, terminal: bool = False
@@ -181,16 +289,21 @@ class EventHub:
         event_id = self.next_id()
         if terminal:
             self.terminal_ids[run_id] = event_id
+        self.latest_ids[run_id] = event_id
         frame = frame_for(event_id)
-        if len(self._history) == self._history.maxlen:
-            self._evicted_id = self._history[0][0]
-        self._history.append((event_id, run_id, frame))
-        for sub in [*self._subs.get(run_id, ()), *self._all]:
-            if len(sub.queue) >= self._queue_size:
+        self._remember(_Entry(event_id, run_id, frame))
+        subs = self._subs.get(run_id)
+        if subs:
+            self._current[run_id] = (event_id, frame)
+        for sub in [*(subs or ()), *self._all]:
+            if sub.behind and (
+                len(sub.queue) >= self._queue_size or sub.behind + len(frame) > self._max_behind
+            ):
                 sub.dropped = True
                 self.unsubscribe(sub)
             else:
                 sub.queue.append(frame)
+                sub.behind += len(frame)
                 if terminal:
                     sub.terminal_sent.add(run_id)
             sub.wakeup.set()

@@ -222,6 +222,50 @@ def test_hub_drops_slow_subscribers_without_blocking() -> None:
     assert hub.subscriber_count == 0
 
 
+def test_hub_history_is_bounded_in_bytes_and_reports_evicted_runs() -> None:
+    hub = EventHub(history=10, history_bytes=100)
+    for i in range(6):
+        hub.publish("r" if i < 3 else "q", lambda n, i=i: bytes([65 + i]) * 30)
+    # 180 bytes published, at most 100 kept: the oldest frames went first.
+    assert hub.history_bytes == 90
+    frames, stale = hub.replay_after(0, frozenset({"r", "q"}))
+    assert stale == {"r"}, "r's first frames are gone: replay its current state instead"
+    assert [rid for rid, _ in frames] == ["q", "q", "q"]
+    # A frame larger than the whole budget is never kept, and its run is reported stale.
+    hub.publish("q", lambda n: b"z" * 101)
+    assert hub.replay_after(0, frozenset({"q"}))[1] == {"q"}
+
+
+def test_hub_forgets_old_ids_and_reports_runs_that_missed_them() -> None:
+    hub = EventHub(history=2)
+    first = hub.last_issued
+    for rid in ("r", "q", "q"):
+        hub.publish(rid, lambda n: b"f")
+    frames, stale = hub.replay_after(first, frozenset({"r", "q"}))
+    assert stale == {"r"}
+    assert [rid for rid, _ in frames] == ["q", "q"]
+
+
+def test_hub_drops_subscribers_by_bytes_behind_and_shares_frames() -> None:
+    hub = EventHub(max_behind=100)
+    slow, fast = hub.subscribe(["r"]), hub.subscribe(["r"])
+    hub.publish("r", lambda n: b"a" * 150)  # one frame always fits, whatever its size
+    assert slow.behind == 150
+    assert not slow.dropped
+    fast.queue.clear()
+    fast.behind = 0
+    hub.publish("r", lambda n: b"b" * 50)
+    assert slow.dropped
+    assert not fast.dropped
+    assert fast.queue[0] is hub.replay_after(0, frozenset({"r"}))[0][-1][1], "shared bytes"
+    # A new stream of a watched run gets the newest published frame itself, not a rebuild.
+    assert hub.current_frame("r", lambda n: b"rebuilt") is fast.queue[0]
+    # Unwatched, a run's current frame is built for the caller and not kept.
+    assert hub.current_frame("q", lambda n: b"%d" % n) == b"%d" % hub.latest_ids["q"]
+    hub.unsubscribe(fast)
+    assert hub.current_frame("r", lambda n: b"rebuilt") == b"rebuilt"
+
+
 async def test_stream_releases_subscriber_on_disconnect(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite3")
     orch = Orchestrator(
