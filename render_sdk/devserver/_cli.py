@@ -100,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long the command may take to register its tasks (default 30)",
     )
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run at most N attempts at once; more runs wait in pending (default: what "
+        "the open-file limit and the CPU count allow)",
+    )
     p.add_argument("--sse-ping", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command that runs your app")
     return p
@@ -155,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
+    if args.max_concurrency is not None and args.max_concurrency < 1:
+        parser.error(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
     api_key = args.api_key or None
     if args.api_key_file:
         if api_key:
@@ -193,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded_env_files=loaded,
         allowed_hosts=tuple(args.allow_host),
         allowed_origins=tuple(args.allow_origin),
+        max_concurrency=args.max_concurrency,
         **(
             {"registration_timeout": args.registration_timeout} if args.registration_timeout else {}
         ),

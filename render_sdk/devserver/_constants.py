@@ -82,3 +82,22 @@ REGISTRATION_FAILED_PREFIX: Final = "Task registration failed: "
 REGISTRATION_OUTPUT_INDENT: Final = "  | "
 #: Console line when a start registered no task.
 NOTHING_REGISTERED: Final = "No tasks registered"
+
+#: File descriptors budgeted per running attempt: its listening task socket, two output
+#: pipes, the child watcher, and the connections its process makes to it (our runner
+#: holds at most 4 at once: render_sdk.workflows' MAX_CONCURRENT_REQUESTS).
+FDS_PER_ATTEMPT: Final = 8
+#: File descriptors kept out of the attempts' budget: the REST API and its clients, SSE
+#: subscribers, SQLite, the zygote, the object store.
+FD_RESERVE: Final = 128
+#: Running attempts per CPU core when the fd limit allows more (task processes beyond
+#: this mostly wait for the CPU and only make every run slower).
+ATTEMPTS_PER_CPU: Final = 32
+#: The default concurrency limit is never below this (a tiny fd limit still runs work).
+MIN_CONCURRENCY: Final = 1
+#: The soft RLIMIT_NOFILE is raised to the hard limit at start, but not past this
+#: (an unlimited hard limit must not mean an unbounded fd table).
+NOFILE_TARGET: Final = 1 << 16
+#: Failing accept() calls (out of file descriptors) are logged at most once per this
+#: many seconds, with a count of the ones not shown.
+ACCEPT_ERROR_LOG_INTERVAL_S: Final = 10.0

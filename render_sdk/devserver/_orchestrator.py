@@ -43,6 +43,7 @@ from ._constants import (
     SSE_QUEUE_SIZE,
     SSE_SUBSCRIBER_MAX_BYTES,
 )
+from ._limits import AttemptGate, default_concurrency
 from ._protocol import (
     RetryPolicy,
     RunEvent,
@@ -322,6 +323,7 @@ class _Attempt:
     canceled: asyncio.Event = field(default_factory=asyncio.Event)
     process: LaunchedProcess | None = None
     server: TaskSocketServer | None = None
+    gate_key: object = None
 
 
 @dataclass(frozen=True)
@@ -342,6 +344,9 @@ class Orchestrator:
         echo_output: Also copy every child's output to this process's stdout/stderr
             (``--debug``).
         registration_timeout: Seconds a command has to register its tasks.
+        max_concurrency: The most attempts running at once; more runs wait in
+            ``pending``. Default: what the fd limit and the CPU count allow
+            (:func:`._limits.default_concurrency`).
     """
 
     def __init__(
@@ -353,6 +358,7 @@ class Orchestrator:
         report: Callable[[str], None],
         echo_output: bool = False,
         registration_timeout: float = REGISTRATION_TIMEOUT_S,
+        max_concurrency: int | None = None,
     ) -> None:
         self.store = store
         self.launcher = launcher
@@ -370,6 +376,9 @@ class Orchestrator:
         self._log_flush: asyncio.TimerHandle | None = None
         self._partial: dict[tuple[str, str], bytes] = {}
         self._closing = False
+        self.gate = AttemptGate(
+            max_concurrency if max_concurrency is not None else default_concurrency()
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -593,10 +602,24 @@ class Orchestrator:
     async def _attempt_inner(self, run: RunRecord) -> None:
         if run.status != RunStatus.PENDING or self._closing:
             return
+        # Beyond the concurrency limit the run stays pending until a slot frees up.
+        if not await self.gate.acquire(run.id):
+            return
+        key = object()
+        try:
+            await self._attempt_admitted(run, key)
+        finally:
+            self.gate.release(key)
+
+    async def _attempt_admitted(self, run: RunRecord, key: object) -> None:
+        if run.status != RunStatus.PENDING or self._closing:
+            return
         transition(run.status, RunEvent.START_ATTEMPT)
         attempt_rec = self.store.start_attempt(run)
         loop = asyncio.get_running_loop()
-        att = _Attempt(run=run, number=attempt_rec.attempt, callback=loop.create_future())
+        att = _Attempt(
+            run=run, number=attempt_rec.attempt, callback=loop.create_future(), gate_key=key
+        )
         self._active[run.id] = att
         self._publish(run)
         self._status(run, "running")
@@ -756,6 +779,7 @@ class Orchestrator:
         timer = self._timers.pop(run.id, None)
         if timer is not None:
             timer.cancel()
+        self.gate.withdraw(run.id)
         att = self._active.get(run.id)
         if att is not None:
             att.canceled.set()
@@ -859,8 +883,14 @@ class Orchestrator:
         wait_ms = min(max(0, req.wait_ms or 0), MAX_WAIT_MS)
         if not is_terminal(child.status) and wait_ms:
             done = self._done.setdefault(child.id, asyncio.Event())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(done.wait(), wait_ms / 1000)
+            # While it waits for a subtask the attempt does not count against the limit's
+            # deadlock check: its children may need its slot.
+            self.gate.blocked(att.gate_key, +1)
+            try:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(done.wait(), wait_ms / 1000)
+            finally:
+                self.gate.blocked(att.gate_key, -1)
         return 200, _wire.dumps(subtask_result(child), _wire.SOCKET)
 
     # ------------------------------------------------------------------ lifecycle

@@ -34,6 +34,7 @@ from ._constants import (
     SOCKETS_FILENAME,
     SSE_PING_S,
 )
+from ._limits import AcceptErrorFilter, raise_nofile_limit
 from ._orchestrator import Orchestrator, RegistrationError
 from ._protocol import command_source
 from ._socket import make_socket_dir
@@ -68,6 +69,8 @@ class ServerConfig:
     loaded_env_files: Sequence[str] = ()
     allowed_hosts: Sequence[str] = ()
     allowed_origins: Sequence[str] = ()
+    #: The most attempts running at once (None: derived from the fd limit and CPUs).
+    max_concurrency: int | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -239,6 +242,9 @@ class DevServer:
     async def run(self) -> int:
         """Serve until stopped; returns the process exit code."""
         cfg = self.config
+        # More fds where the hard limit allows, then a concurrency limit that fits them.
+        raise_nofile_limit()
+        AcceptErrorFilter().install(asyncio.get_running_loop())
         state_dir = (cfg.cwd / cfg.state_dir).resolve()
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -281,6 +287,7 @@ class DevServer:
             report=self.say,
             echo_output=cfg.debug,
             registration_timeout=cfg.registration_timeout,
+            max_concurrency=cfg.max_concurrency,
         )
         loop = asyncio.get_running_loop()
         for sig, handler in ((signal.SIGINT, self._interrupted), (signal.SIGTERM, self.stop)):

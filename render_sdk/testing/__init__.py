@@ -89,6 +89,8 @@ class LocalServer:
         host: The address to bind (loopback by default).
         api_key: Require this bearer token on the API.
         warm: Fork attempts from a warm interpreter (default) or spawn each one.
+        max_concurrency: Run at most this many attempts at once (``--max-concurrency``);
+            ``None`` (default) lets the server derive it from its fd limit and CPUs.
         extra_args: More ``render-workflows dev`` flags (``["--debug"]``).
         startup_timeout: Seconds to wait for "Listening on ...".
         allow_broken_app: Keep the server running when the app fails to register at
@@ -113,6 +115,7 @@ class LocalServer:
         host: str = "127.0.0.1",
         api_key: str | None = None,
         warm: bool = True,
+        max_concurrency: int | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
         allow_broken_app: bool = False,
@@ -129,6 +132,9 @@ class LocalServer:
         self.host = host
         self.api_key = api_key
         self.warm = warm
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.max_concurrency = max_concurrency
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
         self.allow_broken_app = allow_broken_app
@@ -177,6 +183,8 @@ class LocalServer:
             argv += ["--api-key", self.api_key]
         if not self.warm:
             argv.append("--no-warm")
+        if self.max_concurrency is not None:
+            argv += ["--max-concurrency", str(self.max_concurrency)]
         argv += self.extra_args
         if self.command is not None:
             return [*argv, "--", *self.command]

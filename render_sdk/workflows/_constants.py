@@ -40,6 +40,10 @@ MAX_SOCKET_PATH_BYTES: Final = 107
 TRANSPORT_MAX_ATTEMPTS: Final = 25
 TRANSPORT_BACKOFF_BASE_S: Final = 0.25
 TRANSPORT_BACKOFF_CAP_S: Final = 16.0
+#: Connections one task process holds open to its socket at once; more concurrent calls
+#: (a gather over 1,000 subtasks) queue for one. Each is a file descriptor on both ends,
+#: and the local server budgets a handful per attempt.
+MAX_CONCURRENT_REQUESTS: Final = 4
 #: Per-request limit on the socket (connect, send, wait for the whole answer).
 REQUEST_TIMEOUT_S: Final = 15.0
 

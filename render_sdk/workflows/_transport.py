@@ -382,6 +382,8 @@ class AsyncSocketClient:
         self.socket_path = socket_path
         self.policy = policy or TransportPolicy()
         self._sleep = sleep or asyncio.sleep
+        # The wait for a connection slot is not part of a request's timeout.
+        self._slots = asyncio.Semaphore(C.MAX_CONCURRENT_REQUESTS)
 
     async def _exchange(self, request: bytes, timeout: float) -> Response:
         import asyncio
@@ -433,7 +435,8 @@ class AsyncSocketClient:
         for attempt in range(self.policy.max_attempts):
             try:
                 try:
-                    response = await self._exchange(request, limit)
+                    async with self._slots:
+                        response = await self._exchange(request, limit)
                 except _EXCHANGE_ERRORS as exc:
                     raise _translate(exc, operation, self.socket_path) from exc
                 return _answer(response, response_cls, operation)
