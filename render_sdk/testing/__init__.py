@@ -67,6 +67,10 @@ class AppRegistrationError(LocalServerError):
         super().__init__(f"the app did not register its tasks: {details}")
         self.details = details
 
+    def __reduce__(self) -> tuple[type[AppRegistrationError], tuple[str]]:
+        # Rebuild from ``details``: the default would pass the prefixed message back in.
+        return (type(self), (self.details,))
+
 
 class LocalServer:
     """A ``render-workflows dev`` server in a subprocess, for tests.
