@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -13,10 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 OFFICIAL_VENVS = ROOT / ".venvs"
 
 
+def _load_dev_script() -> ModuleType:
+    """build_tools/dev.py as a module: it declares what the test externals are."""
+    spec = importlib.util.spec_from_file_location("_dev_script", ROOT / "build_tools" / "dev.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_DEV = _load_dev_script()
 #: What build_tools/dev.py's `externals` step makes; each file exists once its part is set up.
 EXTERNALS = (
-    *(OFFICIAL_VENVS / name / ".installed" for name in ("render_sdk-0.4.0", "render-1.5.0")),
-    ROOT / "build_tools" / "node" / "node_modules" / ".installed",
+    *(_DEV.OFFICIAL_VENVS / name / ".installed" for name in _DEV.OFFICIAL_SDKS),
+    _DEV.NODE_DIR / "node_modules" / ".installed",
 )
 
 
