@@ -2,6 +2,7 @@
 // Every request goes to this page's own origin; data is rendered as text, never as HTML.
 
 const PAGE = 50;
+const SUBSCRIBE_WAIT_MS = 3000;
 const TERMINAL = new Set(["completed", "succeeded", "failed", "canceled"]);
 const state = { key: sessionStorage.getItem("rw-api-key") || "", tasks: [], info: null,
   runs: new Map(), lastEventId: null, listeners: new Set() };
@@ -58,6 +59,11 @@ document.getElementById("key-form").addEventListener("submit", (ev) => {
 
 function setLive(text) { document.getElementById("live").textContent = text; }
 
+// Resolved by the stream's first ready (or resync) event. A view drawn before the stream is
+// subscribed could miss a transition that happens in between, so the first render waits.
+let markSubscribed;
+const subscribed = new Promise((resolve) => { markSubscribed = resolve; });
+
 async function streamEvents() {
   // fetch rather than EventSource: it can send the API key and Last-Event-ID itself.
   for (;;) {
@@ -99,8 +105,14 @@ function onFrame(text) {
     else if (field === "data") data += value;
   }
   if (id != null) state.lastEventId = id;
-  if (event === "resync") { render(); return; }
-  if (event === "ready" || !data) return;
+  if (event === "ready" || event === "resync") {
+    const first = markSubscribed !== null;
+    if (first) { markSubscribed(); markSubscribed = null; }
+    // Redraw what was drawn without the stream: from the API, before this subscription.
+    if (event === "resync" || (first && drawn)) render();
+    return;
+  }
+  if (!data) return;
   const run = JSON.parse(data);
   if (!run.id) return;
   state.runs.set(run.id, run);
@@ -320,7 +332,9 @@ function showRegistration(info) {
 // ------------------------------------------------------------------ routing
 
 let cleanup = null;
+let drawn = false;
 async function render() {
+  drawn = true;
   if (cleanup) { cleanup(); cleanup = null; }
   const [path, query] = (location.hash.slice(1) || "/runs").split("?");
   const params = new URLSearchParams(query || "");
@@ -346,7 +360,13 @@ async function start() {
     if (e.status !== 401) view(h("p", { class: "error", role: "alert" }, e.message));
     return;
   }
-  if (!started) { started = true; window.addEventListener("hashchange", render); streamEvents(); }
+  if (!started) {
+    started = true;
+    window.addEventListener("hashchange", render);
+    streamEvents();
+    // Bounded, so a stream that cannot connect still leaves a page drawn from the API.
+    await Promise.race([subscribed, new Promise((r) => setTimeout(r, SUBSCRIBE_WAIT_MS))]);
+  }
   await render();
 }
 
