@@ -121,6 +121,14 @@ function onFrame(text) {
 
 // ------------------------------------------------------------------ helpers
 
+// A view's listener is added once its GET has answered, so a transition the stream delivers
+// while the GET is in flight only reaches state.runs. Reconcile: a terminal answer is final;
+// otherwise the stream's copy is either newer, or older with the newer event still to come.
+function latest(run) {
+  const seen = state.runs.get(run.id);
+  return !seen || TERMINAL.has(run.status) ? run : seen;
+}
+
 const taskName = (taskId) => state.tasks.find((t) => t.id === taskId)?.name || taskId;
 const statusEl = (s) => h("span", { class: `status status-${s}`, "data-status": s }, s);
 const fmtTime = (t) => (t ? new Date(t).toLocaleTimeString() : "—");
@@ -168,7 +176,7 @@ async function runsView() {
     if (filters.task) q.set("taskSlug", taskName(filters.task));
     let items = await api(`/v1/task-runs?${q}`);
     next = items.length === PAGE ? items[items.length - 1].cursor : null;
-    items = items.map((i) => i.taskRun || i).filter(matches);
+    items = items.map((i) => latest(i.taskRun || i)).filter(matches);
     rows.clear();
     body.replaceChildren(...items.map((r) => { const tr = row(r); rows.set(r.id, tr); return tr; }));
     if (!items.length) body.append(h("tr", {}, h("td", { colspan: 5 }, "No runs match.")));
@@ -208,7 +216,7 @@ async function runsView() {
 // ------------------------------------------------------------------ run view
 
 async function runView(id) {
-  let run = await api(`/v1/task-runs/${encodeURIComponent(id)}`);
+  let run = latest(await api(`/v1/task-runs/${encodeURIComponent(id)}`));
   const head = h("div");
   const detail = h("div", { class: "grid" });
   const treeBox = h("section", { class: "tree", "aria-label": "Run tree" });
@@ -240,7 +248,7 @@ async function runView(id) {
 
   async function loadTree() {
     const items = await api(`/v1/task-runs?rootTaskRunId=${encodeURIComponent(run.rootTaskRunId || run.id)}&limit=100`);
-    tree = new Map(items.map((i) => i.taskRun || i).map((r) => [r.id, r]));
+    tree = new Map(items.map((i) => latest(i.taskRun || i)).map((r) => [r.id, r]));
     drawTree();
   }
 
