@@ -4,8 +4,9 @@ Usage:
     python build_tools/codegen.py           # regenerate render_sdk/_gen
     python build_tools/codegen.py --check   # exit 1 when render_sdk/_gen differs from a fresh run
 
-This script is the only writer of render_sdk/_gen. It runs grpcio-tools' protoc with
-the betterproto2-compiler plugin (both pinned in pyproject.toml) over every .proto file
+This script is the only writer of render_sdk/_gen and of the REST API's OpenAPI document
+(render_sdk/devserver/openapi.json, made by build_tools/openapi.py). It runs grpcio-tools'
+protoc with the betterproto2-compiler plugin (both pinned in pyproject.toml) over every .proto file
 of the buf module, so the output depends only on the schemas and the pinned tools.
 """
 
@@ -289,12 +290,34 @@ def diff(fresh: Path, current: Path) -> list[str]:
     return changed
 
 
+def openapi_step(*, check: bool) -> int:
+    """Write the OpenAPI document, or (``check``) fail when the committed one differs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import openapi
+
+    fresh = openapi.document_text(descriptor_set())
+    target = openapi.OUTPUT
+    shown = target.relative_to(ROOT)
+    if not check:
+        target.write_text(fresh)
+        print(f"codegen: wrote {shown}")
+        return 0
+    if not target.exists() or target.read_text() != fresh:
+        print(f"codegen --check: {shown} is stale or was edited by hand")
+        print("run: python build_tools/codegen.py")
+        return 1
+    print(f"codegen --check: {shown} is up to date")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="fail when render_sdk/_gen is not what codegen makes"
     )
     args = parser.parse_args(argv)
+    if openapi_step(check=args.check) != 0:
+        return 1
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "_gen"
         generate(fresh)
