@@ -73,8 +73,23 @@ class ApiError(Exception):
         self.message = message
 
 
-def _error(status: int, message: str) -> Response:
-    return Response(json.dumps({"message": message}), status_code=status, media_type=_JSON)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps({"message": message}), status_code=status, media_type=_JSON, headers=headers
+    )
+
+
+def allowed_methods(routes: Sequence[BaseRoute], path: str) -> list[str]:
+    """Every method some route answers on ``path`` (a 405's ``Allow``, RFC 9110 §15.5.6).
+
+    Starlette's own 405 names only the first route whose path matches, and one path may
+    have several routes (one per method).
+    """
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _json(body: bytes, status: int = 200) -> Response:
@@ -521,7 +536,12 @@ def create_app(
         if exc.status_code == 404:
             return _error(404, f"no route {request.method} {request.url.path}")
         if exc.status_code == 405:
-            return _error(405, f"method {request.method} not allowed on {request.url.path}")
+            allow = ", ".join(allowed_methods(request.app.routes, request.scope["path"]))
+            return _error(
+                405,
+                f"method {request.method} not allowed on {request.url.path}",
+                headers={"Allow": allow},
+            )
         return _error(exc.status_code, str(exc.detail))
 
     async def server_error(request: Request, exc: Exception) -> Response:

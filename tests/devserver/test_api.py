@@ -337,3 +337,14 @@ def test_run_task_idempotency_key_returns_the_first_run(client: httpx.Client) ->
     bad = client.post("/v1/task-runs", json={**body, "idempotencyKey": 5})
     assert bad.status_code == 400
     assert "idempotencyKey" in bad.json()["message"]
+
+
+def test_method_not_allowed_names_every_allowed_method(client: httpx.Client) -> None:
+    # RFC 9110 §15.5.6: a 405 carries Allow, listing the methods of every route on the path.
+    r = client.request("PATCH", "/v1/task-runs")
+    assert r.status_code == 405
+    assert r.json() == {"message": "method PATCH not allowed on /v1/task-runs"}
+    assert r.headers["allow"] == "GET, HEAD, POST"
+    r = client.request("TRACE", "/v1/objects/tea-x/oregon/some/key")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "DELETE, GET, HEAD, PUT"

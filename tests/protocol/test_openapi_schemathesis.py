@@ -4,7 +4,8 @@ A real ``render-workflows dev`` (:class:`render_sdk.testing.LocalServer`) runs
 ``examples/tasks.py`` on loopback with an API key. Every operation of the document gets
 generated requests (a bounded, derandomized number per operation), and every answer must
 match the document: no 5xx, a documented status code, the documented content type, a
-body that validates against the documented schema. A second test sends real data (a
+body that validates against the documented schema, and 405 with ``Allow`` for a method
+the path does not have. A second test sends real data (a
 finished ``add_squares(3, 4)`` run, a stored object) through the same checks, so the
 success schemas are checked on real bodies too, not only on the errors random ids get.
 """
@@ -27,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from render_sdk.testing import LocalServer
@@ -38,11 +40,19 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 #: (empty, huge, unicode, wrong types) and bounded so the module runs in well under a
 #: minute on two loaded cores.
 MAX_EXAMPLES = 25
+#: Every answer must match the document, and a method a path does not have must get 405
+#: with ``Allow``. Left out, because they test rules the API does not have:
+#: ``positive_data_acceptance`` (the annotations carry no validation rules, such as the
+#: known regions, the owner id syntax, ``limit`` bounds or ``direction`` values, so values
+#: the document allows may rightly get 400) and ``negative_data_rejection`` (unknown query
+#: parameters are ignored and an empty one counts as absent, as decoders ignore unknown
+#: keys, so some requests outside the document rightly succeed).
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    unsupported_method,
 ]
 
 DOCUMENT_TEXT = (resources.files("render_sdk.devserver") / "openapi.json").read_text()
