@@ -60,7 +60,14 @@ _TRANSPORT_REST: Final = "https"
 _DIALECT_REST: Final = 1
 _BYTES_INLINE_JSON: Final = 2
 _EMPTY_OMIT: Final = 2
-_TIMESTAMP: Final = ".google.protobuf.Timestamp"
+#: Well-known types as their JSON mapping (ProtoJSON's, which the codec follows).
+_WELL_KNOWN: Final[dict[str, dict[str, Any]]] = {
+    ".google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    ".google.protobuf.Duration": {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?s$"},
+    ".google.protobuf.Struct": {"type": "object"},
+    ".google.protobuf.Value": {},
+    ".google.protobuf.ListValue": {"type": "array"},
+}
 _EMPTY: Final = ".google.protobuf.Empty"
 _JSON: Final = "application/json"
 _SSE: Final = "text/event-stream"
@@ -208,8 +215,8 @@ class _Builder:
         if field.type == t.TYPE_ENUM:
             return self.enum_schema(field.type_name)
         if field.type == t.TYPE_MESSAGE:
-            if field.type_name == _TIMESTAMP:
-                return {"type": "string", "format": "date-time"}
+            if field.type_name in _WELL_KNOWN:
+                return dict(_WELL_KNOWN[field.type_name])
             if field.type_name.startswith(".google.protobuf."):
                 raise SystemExit(f"openapi: {field.name}: unsupported type {field.type_name}")
             return self.ref(field.type_name)
