@@ -64,8 +64,6 @@ MAX_PAGE_LIMIT: Final = 100
 DEFAULT_LOG_LIMIT: Final = 1000
 MAX_LOG_LIMIT: Final = 10_000
 
-#: Status lines cut the printed output after this many characters.
-STATUS_OUTPUT_MAX: Final = 500
 #: Logs are committed in batches at most this far apart (seconds).
 LOG_FLUSH_S: Final = 0.05
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _wire
+from .._console import StatusLine
 from .._errors import WireFormatError
 from ..models import (
     CallbackRequest,
@@ -48,7 +49,6 @@ from ._protocol import (
     RetryPolicy,
     RunEvent,
     RunStatus,
-    StatusLine,
     is_terminal,
     new_run_id,
     resolve_slug,
@@ -414,19 +414,20 @@ class Orchestrator:
             if done is not None:
                 done.set()
 
-    def _status(self, run: RunRecord, event: str, **extra: Any) -> None:
+    def _status(self, run: RunRecord, **extra: Any) -> None:
+        """Print the line of the transition ``run`` just made (its status says which)."""
         parent = self.store.runs.get(run.parent_id) if run.parent_id else None
         end = run.completed_at or utcnow()
         start = run.attempts[0].started_at if run.attempts else run.created_at
         line = StatusLine(
-            event=event,
+            status=run.status,
             run_id=run.id,
             task_name=run.task_name,
             depth=run.depth,
             parent_task_name=parent.task_name if parent else "",
             input_json=run.input,
             duration_s=(end - start).total_seconds(),
-            attempt=len(run.attempts) - 1 if run.attempts else 0,
+            attempt=max(1, len(run.attempts)),
             **extra,
         )
         self._report(line.render())
@@ -583,7 +584,7 @@ class Orchestrator:
             idempotency_key=idempotency_key,
             idempotency_created_at=idempotency_created_at,
         )
-        self._status(run, "enqueued")
+        self._status(run)
         self._publish(run)
         self._spawn(self._attempt(run))
         return run
@@ -622,7 +623,7 @@ class Orchestrator:
         )
         self._active[run.id] = att
         self._publish(run)
-        self._status(run, "running")
+        self._status(run)
         task = self.store.tasks.get(run.task_name)
         timeout = task.timeout_seconds if task is not None else None
         outcome: _Outcome | None = None
@@ -714,7 +715,7 @@ class Orchestrator:
                 output=outcome.output,
             )
             self._publish(run)
-            self._status(run, "completed", output_json=run.output)
+            self._status(run, output_json=run.output)
             return
         self._fail(run, outcome.error or "task failed")
 
@@ -730,7 +731,7 @@ class Orchestrator:
                 error=error,
             )
             self._publish(run)
-            self._status(run, "failed", error=error)
+            self._status(run, error=error)
             return
         next_at = utcnow() + _dt.timedelta(milliseconds=delay)
         self.store.finish_attempt(
@@ -741,7 +742,7 @@ class Orchestrator:
             next_attempt_at=next_at,
         )
         self._publish(run)
-        self._status(run, "retrying", error=error, retry_in_ms=delay)
+        self._status(run, error=error, retry_in_ms=delay)
         self._schedule(run, delay / 1000)
 
     def _schedule(self, run: RunRecord, delay_s: float) -> None:
@@ -787,7 +788,7 @@ class Orchestrator:
                 att.process.kill()
         self.store.cancel(run)
         self._publish(run)
-        self._status(run, "canceled")
+        self._status(run)
 
     # ------------------------------------------------------------------ task socket
 

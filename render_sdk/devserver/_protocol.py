@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from ..models import TERMINAL_STATUSES, TaskRunStatus, status_text
-from ._constants import DEFAULT_RETRY_FACTOR, STATUS_OUTPUT_MAX
+from ._constants import DEFAULT_RETRY_FACTOR
 
 # --------------------------------------------------------------------------- ids
 
@@ -269,72 +269,6 @@ def split_ids(values: Iterable[str]) -> list[str]:
                 seen.add(part)
                 out.append(part)
     return out
-
-
-# --------------------------------------------------------------------------- status lines
-
-
-def format_duration(seconds: float) -> str:
-    """A duration as the Render CLI prints it: ``1.23s`` from 1 s up, else ``12ms``."""
-    if seconds >= 60:
-        minutes, rest = divmod(round(seconds, 2), 60)
-        return f"{int(minutes)}m{rest:.2f}s"
-    if seconds >= 1:
-        return f"{seconds:.2f}s"
-    return f"{round(seconds * 1000)}ms"
-
-
-def _compact(raw: bytes | None, default: str) -> str:
-    if not raw:
-        return default
-    text = raw.decode("utf-8", errors="replace")
-    if len(text) > STATUS_OUTPUT_MAX:
-        return text[:STATUS_OUTPUT_MAX] + "... (truncated)"
-    return text
-
-
-@dataclasses.dataclass(frozen=True)
-class StatusLine:
-    """One run transition as printed by ``render-workflows dev``."""
-
-    event: str  # enqueued | running | completed | failed | retrying | canceled
-    run_id: str
-    task_name: str
-    depth: int = 0
-    parent_task_name: str = ""
-    input_json: bytes = b""
-    output_json: bytes | None = None
-    error: str | None = None
-    duration_s: float | None = None
-    attempt: int = 0
-    retry_in_ms: float | None = None
-
-    def render(self) -> str:
-        """The line, indented two spaces per subtask level."""
-        label = {
-            "enqueued": "Task enqueued",
-            "running": "Task running",
-            "completed": "Task Completed",
-            "failed": "Task Failed",
-            "retrying": "Task attempt failed",
-            "canceled": "Task Cancelled",
-        }[self.event]
-        indent = "  " * self.depth
-        who = f"{self.run_id} ({self.task_name})"
-        if self.depth:
-            who += f" \u21b3 Subtask (parent: {self.parent_task_name})"
-        parts = [f"{indent}{label}: {who}", f"input={_compact(self.input_json, '[]')}"]
-        if self.event == "running" and self.attempt:
-            parts.append(f"attempt={self.attempt + 1}")
-        if self.event == "completed":
-            parts.append(f"output={_compact(self.output_json, 'null')}")
-        if self.event in ("failed", "retrying") and self.error:
-            parts.append(f"- {' '.join(self.error.split())[:STATUS_OUTPUT_MAX]}")
-        if self.event == "retrying" and self.retry_in_ms is not None:
-            parts.append(f"retry in {format_duration(self.retry_in_ms / 1000)}")
-        if self.duration_s is not None and self.event not in ("enqueued", "running"):
-            parts.append(f"duration={format_duration(self.duration_s)}")
-        return " ".join(parts)
 
 
 # --------------------------------------------------------------------------- logs
