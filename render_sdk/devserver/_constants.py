@@ -75,7 +75,8 @@ LISTENING_PREFIX: Final = "Listening on "
 HEADER_TIMEOUT_S: Final = 10.0
 
 #: Console line that starts a failed registration's report (LocalServer looks for it);
-#: the command's own output follows, each line indented by REGISTRATION_OUTPUT_INDENT.
+#: the command's own output follows, each line indented by REGISTRATION_OUTPUT_INDENT
+#: (as is a failed attempt's traceback under its status line with --debug).
 REGISTRATION_FAILED_PREFIX: Final = "Task registration failed: "
 REGISTRATION_OUTPUT_INDENT: Final = "  | "
 #: Console line when a start registered no task.

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
-from ..models import TERMINAL_STATUSES, TaskRunStatus, status_text
+from ..models import TERMINAL_STATUSES, TaskParameter, TaskRunStatus, status_text
 from ._constants import DEFAULT_RETRY_FACTOR
 
 # --------------------------------------------------------------------------- ids
@@ -269,6 +269,49 @@ def split_ids(values: Iterable[str]) -> list[str]:
                 seen.add(part)
                 out.append(part)
     return out
+
+
+# --------------------------------------------------------------------------- banner
+
+#: A sample argument per type hint, for the start-up banner's example request.
+_SAMPLE_BY_TYPE: Final[Mapping[str, object]] = {
+    "int": 3,
+    "float": 1.5,
+    "str": "hello",
+    "bool": True,
+    "list": [],
+    "tuple": [],
+    "set": [],
+    "dict": {},
+    "bytes": "",
+}
+
+
+def _sample(type_hint: str | None) -> object:
+    if not type_hint:
+        return None
+    # "typing.Optional[int]" / "int | None" / "list[int]" / "List[int]": the first
+    # alternative's outer type decides.
+    hint = type_hint.strip().removeprefix("typing.")
+    if hint.startswith("Optional[") and hint.endswith("]"):
+        hint = hint[len("Optional[") : -1]
+    hint = hint.split("|")[0].strip().split("[")[0].strip().lower()
+    return _SAMPLE_BY_TYPE.get(hint)
+
+
+def example_input(parameters: Sequence[TaskParameter]) -> list[object]:
+    """Positional arguments that a task with ``parameters`` accepts, for an example call.
+
+    Every parameter up to the first one with a default gets a sample of its type hint
+    (``int`` → 3, ``str`` → "hello", ...; ``null`` when there is no usable hint); the
+    ones with defaults are left to their defaults.
+    """
+    values: list[object] = []
+    for param in parameters:
+        if param.has_default:
+            break
+        values.append(_sample(param.type))
+    return values
 
 
 # --------------------------------------------------------------------------- logs
