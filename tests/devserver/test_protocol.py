@@ -282,3 +282,26 @@ def test_stored_statuses_are_the_schema_enum_spelled_as_on_the_wire() -> None:
         assert status_from_text(status_text(status)) is status
     with pytest.raises(ValueError, match="unknown run status"):
         status_from_text("archived")
+
+
+def test_example_input_samples_each_required_parameter() -> None:
+    from render_sdk.devserver._protocol import example_input
+    from render_sdk.models import TaskParameter
+
+    def p(name: str, type_: str | None = None, *, default: bool = False) -> TaskParameter:
+        return TaskParameter(name=name, type=type_, has_default=default)
+
+    assert example_input([]) == []
+    assert example_input([p("a", "int")]) == [3]
+    assert example_input(
+        [p("a", "int"), p("b", "float"), p("c", "str"), p("d", "bool"), p("e", "list[int]")]
+    ) == [3, 1.5, "hello", True, []]
+    assert example_input([p("x", "typing.Optional[int]"), p("y", "dict[str, int] | None")]) == [
+        3,
+        {},
+    ]
+    # No hint, or one without a sample: null. Parameters from the first default on are left out.
+    assert example_input([p("a"), p("b", "Path"), p("c", "int", default=True), p("d", "int")]) == [
+        None,
+        None,
+    ]
