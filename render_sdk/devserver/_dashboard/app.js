@@ -338,7 +338,7 @@ function showRegistration(info) {
     "last-good": "Still serving the last good version" + (info.registeredAt ? ` (registered ${info.registeredAt})` : "") + ": runs use it until the app registers again.",
     "broken": "Runs start the current source and fail the same way until it is fixed.",
   }[info.serving] || "";
-  el.textContent = info.registrationError ? `Task registration failed: ${info.registrationError} ${serving}`.trim() : "";
+  el.textContent = info.registrationError ? `Task registration failed: ${info.registrationError}${serving ? ` \u2014 ${serving}` : ""}` : "";
   if (info.registrationError && info.registrationOutput) el.append(h("pre", {}, info.registrationOutput));
 }
 
