@@ -202,7 +202,17 @@ def check() -> None:
         steps.append(("node cross-check", ["node", str(NODE_DIR / "check_vectors.mjs")]))
     if (TS_DIR / "package.json").exists():
         steps.append(("typescript client", ["npm", "test", "--prefix", str(TS_DIR)]))
-    steps.append(("pytest", [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"]))
+    # The suite on this interpreter runs under coverage, and the gate enforces the floor
+    # ([tool.coverage.report] fail_under), as `tox -e coverage` does.
+    steps.append(("coverage erase", [str(PY), "-m", "coverage", "erase"]))
+    steps.append(
+        (
+            "pytest",
+            [str(PY), "-m", "coverage", "run", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        )
+    )
+    steps.append(("coverage combine", [str(PY), "-m", "coverage", "combine", "-q"]))
+    steps.append(("coverage floor", [str(PY), "-m", "coverage", "report", "--precision=2"]))
     for version, py in other_interpreters():
         steps.append(
             (f"pytest (python{version})", [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider"])

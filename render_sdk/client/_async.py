@@ -42,11 +42,18 @@ class AwaitableTaskRun:
 
     Attributes:
         task_run: The run as the server returned it when it was created.
+        workflows_service: The service that started it (and that waits for it).
     """
 
-    def __init__(self, service: WorkflowsService, task_run: TaskRun) -> None:
-        self._service = service
+    def __init__(self, task_run: TaskRun, workflows_service: WorkflowsService) -> None:
+        if not isinstance(task_run, TaskRun) or not isinstance(workflows_service, WorkflowsService):
+            raise TypeError(
+                f"AwaitableTaskRun(task_run, workflows_service) takes a TaskRun and a "
+                f"WorkflowsService (render_sdk 0.4.0's order), got {type(task_run).__name__} and "
+                f"{type(workflows_service).__name__}"
+            )
         self.task_run = task_run
+        self.workflows_service = workflows_service
         self._result: TaskRunDetails | None = None
 
     @property
@@ -86,9 +93,9 @@ class AwaitableTaskRun:
         """
         if self._result is None:
             if P.is_terminal(self.task_run):
-                details = await self._service.get_task_run(self.id)
+                details = await self.workflows_service.get_task_run(self.id)
             else:
-                details = await self._service._wait(self.id, timeout)
+                details = await self.workflows_service._wait(self.id, timeout)
             self._result = details
         return P.outcome(self._result)
 
@@ -128,7 +135,7 @@ class WorkflowsService:
         response = await self._http.request(
             "POST", P.PATH_TASK_RUNS, operation=P.OP_RUN, content=body
         )
-        return AwaitableTaskRun(self, P.parse_task_run(response.content))
+        return AwaitableTaskRun(P.parse_task_run(response.content), self)
 
     async def get_task_run(self, task_run_id: str) -> TaskRunDetails:
         """Fetch a task run with its input, results and error.

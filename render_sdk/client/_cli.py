@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Final, TextIO
 
 from .. import _wire
+from .._console import StatusLine, status_line_of
 from .._errors import ClientError, RenderError, ServerError, TaskRunError
 from ..models import TaskRun, TaskRunDetails
 from . import _constants as C
@@ -158,11 +159,18 @@ def _start(render: RenderSync, args: argparse.Namespace, out: _Out) -> int:
             out.line(handle.id)
         return 0
     if not out.as_json:
-        out.line(f"started {handle.id} ({args.task}): {handle.status}")
+        # The same lines as the server's console (one format, render_sdk._console).
+        started = StatusLine(
+            status=handle.task_run.status,
+            run_id=handle.id,
+            task_name=args.task,
+            input_json=json.dumps(task_input, separators=(",", ":")).encode(),
+        )
+        out.line(started.render())
     final: TaskRunDetails | None = None
     for event in render.workflows.task_run_events([handle.id], timeout=args.timeout):
         if not out.as_json:
-            out.line(f"{event.id} {event.status_text}")
+            out.line(status_line_of(event, args.task).render())
         if event.is_terminal:
             final = event
     if final is None:  # pragma: no cover - the iterator ends only on a final state

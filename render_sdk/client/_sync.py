@@ -53,11 +53,20 @@ class TaskRunSync:
 
     Attributes:
         task_run: The run as the server returned it when it was created.
+        workflows_service: The service that started it (and that waits for it).
     """
 
-    def __init__(self, service: WorkflowsServiceSync, task_run: TaskRun) -> None:
-        self._service = service
+    def __init__(self, task_run: TaskRun, workflows_service: WorkflowsServiceSync) -> None:
+        if not isinstance(task_run, TaskRun) or not isinstance(
+            workflows_service, WorkflowsServiceSync
+        ):
+            raise TypeError(
+                f"TaskRunSync(task_run, workflows_service) takes a TaskRun and a "
+                f"WorkflowsServiceSync (render_sdk 0.4.0's order), got "
+                f"{type(task_run).__name__} and {type(workflows_service).__name__}"
+            )
         self.task_run = task_run
+        self.workflows_service = workflows_service
         self._result: TaskRunDetails | None = None
 
     @property
@@ -94,9 +103,9 @@ class TaskRunSync:
         """
         if self._result is None:
             if P.is_terminal(self.task_run):
-                details = self._service.get_task_run(self.id)
+                details = self.workflows_service.get_task_run(self.id)
             else:
-                details = self._service._wait(self.id, timeout)
+                details = self.workflows_service._wait(self.id, timeout)
             self._result = details
         return P.outcome(self._result)
 
@@ -122,7 +131,7 @@ class WorkflowsServiceSync:
         task, input = P.run_task_arguments(task, input, task_identifier, input_data)
         body = P.run_task_body(task, input)
         response = self._http.request("POST", P.PATH_TASK_RUNS, operation=P.OP_RUN, content=body)
-        return TaskRunSync(self, P.parse_task_run(response.content))
+        return TaskRunSync(P.parse_task_run(response.content), self)
 
     def get_task_run(self, task_run_id: str) -> TaskRunDetails:
         """Fetch a task run; see :meth:`WorkflowsService.get_task_run`."""

@@ -64,8 +64,6 @@ MAX_PAGE_LIMIT: Final = 100
 DEFAULT_LOG_LIMIT: Final = 1000
 MAX_LOG_LIMIT: Final = 10_000
 
-#: Status lines cut the printed output after this many characters.
-STATUS_OUTPUT_MAX: Final = 500
 #: Logs are committed in batches at most this far apart (seconds).
 LOG_FLUSH_S: Final = 0.05
 
@@ -77,7 +75,8 @@ LISTENING_PREFIX: Final = "Listening on "
 HEADER_TIMEOUT_S: Final = 10.0
 
 #: Console line that starts a failed registration's report (LocalServer looks for it);
-#: the command's own output follows, each line indented by REGISTRATION_OUTPUT_INDENT.
+#: the command's own output follows, each line indented by REGISTRATION_OUTPUT_INDENT
+#: (as is a failed attempt's traceback under its status line with --debug).
 REGISTRATION_FAILED_PREFIX: Final = "Task registration failed: "
 REGISTRATION_OUTPUT_INDENT: Final = "  | "
 #: Console line when a start registered no task.

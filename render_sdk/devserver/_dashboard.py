@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .. import _wire
 from ._api import Api, SSEResponse
 from ._orchestrator import Subscriber
 
@@ -98,6 +99,14 @@ def dashboard_routes(api: Api, *, api_key_required: bool) -> list[BaseRoute]:
         ]
         body = {
             "registrationError": orch.registration_error,
+            # The app's own output of that failed registration (its traceback).
+            "registrationOutput": orch.registration_output or None,
+            # Which version runs start from: current | last-good | broken (see
+            # Orchestrator.serving), and when the listed tasks were registered.
+            "serving": orch.serving,
+            "registeredAt": _wire.format_timestamp(orch.registered_at)
+            if orch.registered_at
+            else None,
             "apiKeyRequired": api_key_required,
             "tasks": tasks,
         }

@@ -626,10 +626,17 @@ class WarmLauncher:
     :meth:`reload` starts a new zygote on the current source; runs forked from the old
     one finish there.
 
+    When a reload's import fails while a zygote of the last good source is alive, that
+    zygote keeps serving runs (the last good version) and registrations are spawned on
+    the current source, so that they report its error; the next reload that imports
+    replaces it.
+
     Attributes:
         warm: ``True`` while a zygote with the imported app is serving starts (or has not
             been tried yet); ``False`` after the import failed, until :meth:`reload`.
         warm_error: Why the warm path is off (the zygote's import error), else ``None``.
+        reload_error: Why the last reload's import failed while the last good zygote
+            keeps serving runs, else ``None``.
     """
 
     def __init__(
@@ -654,6 +661,12 @@ class WarmLauncher:
         self._closed = False
         self.warm = True
         self.warm_error: str | None = None
+        self.reload_error: str | None = None
+
+    @property
+    def serving_last_good(self) -> bool:
+        """True while runs fork from the last good import after a failed reload."""
+        return self.reload_error is not None
 
     async def start(
         self, *, mode: Mode, socket_path: str, on_output: OutputCallback
@@ -665,6 +678,12 @@ class WarmLauncher:
         """
         if self._closed:
             raise LaunchError("the launcher is closed")
+        if mode == "register" and self.reload_error is not None:
+            # The last good zygote would register the last good tasks: the current
+            # source must say what is wrong with it.
+            return await self._fallback.start(
+                mode=mode, socket_path=socket_path, on_output=on_output
+            )
         # A zygote that died under this start is replaced once (and the start retried on
         # the new one) before falling back to spawning.
         for _ in range(2):
@@ -779,6 +798,8 @@ class WarmLauncher:
         """Replace the zygote with one that imports the app's current source.
 
         Runs forked from the old zygote keep running; it exits after the last of them.
+        When the current source does not import, the old zygote (the last good version)
+        stays and keeps serving runs; :attr:`reload_error` says why.
         """
         if self._closed:
             return
@@ -794,7 +815,16 @@ class WarmLauncher:
             old = old or self._zygote
             self._zygote = None
         self._starting = asyncio.ensure_future(self._spawn_zygote())
-        await asyncio.shield(self._starting)
+        fresh = await asyncio.shield(self._starting)
+        if fresh is None and old is not None and old.alive:
+            # The new source does not import: the last good version keeps serving runs.
+            self._zygote = old
+            self._disabled = False
+            self.warm = True
+            self.reload_error = self.warm_error or f"{self.app_spec} could not be imported"
+            self.warm_error = None
+            return
+        self.reload_error = None
         if old is not None and old.alive:
             self._draining.add(old)
             old.gone.add_done_callback(lambda _: self._draining.discard(old))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _wire
+from .._console import StatusLine
 from .._errors import WireFormatError
 from ..models import (
     CallbackRequest,
@@ -32,11 +33,13 @@ from ..models import (
     RunSubtaskResponse,
     TaskComplete,
     TaskError,
+    TaskParameter,
     status_text,
 )
 from ._constants import (
     LOG_FLUSH_S,
     MAX_WAIT_MS,
+    REGISTRATION_OUTPUT_INDENT,
     REGISTRATION_TIMEOUT_S,
     SSE_HISTORY,
     SSE_HISTORY_MAX_BYTES,
@@ -48,7 +51,6 @@ from ._protocol import (
     RetryPolicy,
     RunEvent,
     RunStatus,
-    StatusLine,
     is_terminal,
     new_run_id,
     resolve_slug,
@@ -331,6 +333,8 @@ class _Outcome:
     status: RunStatus  # COMPLETED or FAILED (CANCELED handled by cancel())
     output: bytes | None = None
     error: str | None = None
+    #: The failed attempt's traceback as its runner sent it (ours: the user's frames).
+    stack_trace: str | None = None
 
 
 class Orchestrator:
@@ -369,6 +373,12 @@ class Orchestrator:
         self._registration_timeout = registration_timeout
         self._register_lock = asyncio.Lock()
         self.registration_error: str | None = None
+        #: The failed registration's own output (the app's traceback), else "".
+        self.registration_output = ""
+        #: When the tasks listed now were registered (None: not yet in this session).
+        self.registered_at: _dt.datetime | None = None
+        #: The last good registration's tasks in the app's order, with their parameters.
+        self.task_parameters: dict[str, list[TaskParameter]] = {}
         self._active: dict[str, _Attempt] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._done: dict[str, asyncio.Event] = {}
@@ -414,22 +424,32 @@ class Orchestrator:
             if done is not None:
                 done.set()
 
-    def _status(self, run: RunRecord, event: str, **extra: Any) -> None:
+    def _status(self, run: RunRecord, **extra: Any) -> None:
+        """Print the line of the transition ``run`` just made (its status says which)."""
         parent = self.store.runs.get(run.parent_id) if run.parent_id else None
         end = run.completed_at or utcnow()
         start = run.attempts[0].started_at if run.attempts else run.created_at
         line = StatusLine(
-            event=event,
+            status=run.status,
             run_id=run.id,
             task_name=run.task_name,
             depth=run.depth,
             parent_task_name=parent.task_name if parent else "",
             input_json=run.input,
             duration_s=(end - start).total_seconds(),
-            attempt=len(run.attempts) - 1 if run.attempts else 0,
+            attempt=max(1, len(run.attempts)),
             **extra,
         )
         self._report(line.render())
+
+    def _traceback(self, run: RunRecord, stack_trace: str | None) -> None:
+        # --debug shows a failed attempt's traceback under its status line. The task
+        # process prints it too, but is killed as soon as its callback arrives, so its
+        # own copy rarely makes it to the echoed output.
+        if self._echo and stack_trace:
+            indent = "  " * run.depth + REGISTRATION_OUTPUT_INDENT
+            for line in stack_trace.rstrip("\n").splitlines():
+                self._report(f"{indent}{line}")
 
     def _on_output(self, run_id: str, stream: str, chunk: bytes) -> None:
         # Chunks are cut wherever the pipe read ended; logs are lines. A partial line
@@ -468,9 +488,26 @@ class Orchestrator:
                 tasks = await self._register_once()
             except RegistrationError as exc:
                 self.registration_error = str(exc)
+                self.registration_output = exc.output
                 raise
             self.registration_error = None
+            self.registration_output = ""
+            self.registered_at = utcnow()
             return tasks
+
+    @property
+    def serving(self) -> str:
+        """Which version of the app runs start from (``/v1/dashboard/info``'s ``serving``).
+
+        ``"current"``: the last registration succeeded. After one failed: ``"last-good"``
+        when runs still fork from the last good import (warm start), else ``"broken"``
+        (each run starts the current source, and fails the same way, until it is fixed).
+        """
+        if self.registration_error is None:
+            return "current"
+        if getattr(self.launcher, "serving_last_good", False) and self.registered_at:
+            return "last-good"
+        return "broken"
 
     async def _register_once(self) -> list[TaskRecord]:
         loop = asyncio.get_running_loop()
@@ -561,6 +598,7 @@ class Orchestrator:
             )
             timeout = t.options.timeout_seconds if t.options is not None else None
             defs[t.name] = (t.name, policy, timeout if timeout and timeout > 0 else None)
+        self.task_parameters = {t.name: list(t.parameters) for t in req.tasks if t.name}
         return self.store.set_tasks(list(defs.values()))
 
     # ------------------------------------------------------------------ runs
@@ -583,7 +621,7 @@ class Orchestrator:
             idempotency_key=idempotency_key,
             idempotency_created_at=idempotency_created_at,
         )
-        self._status(run, "enqueued")
+        self._status(run)
         self._publish(run)
         self._spawn(self._attempt(run))
         return run
@@ -622,7 +660,7 @@ class Orchestrator:
         )
         self._active[run.id] = att
         self._publish(run)
-        self._status(run, "running")
+        self._status(run)
         task = self.store.tasks.get(run.task_name)
         timeout = task.timeout_seconds if task is not None else None
         outcome: _Outcome | None = None
@@ -689,7 +727,11 @@ class Orchestrator:
                     # (GET /v1/logs, `render-workflows logs`, the dashboard).
                     self.store.add_log(att.run.id, "stderr", cb.error.stack_trace)
                     self.store.flush_logs()
-                return _Outcome(RunStatus.FAILED, error=cb.error.details or "task failed")
+                return _Outcome(
+                    RunStatus.FAILED,
+                    error=cb.error.details or "task failed",
+                    stack_trace=cb.error.stack_trace,
+                )
             return _Outcome(
                 RunStatus.FAILED, error="callback carried neither `complete` nor `error`"
             )
@@ -714,11 +756,11 @@ class Orchestrator:
                 output=outcome.output,
             )
             self._publish(run)
-            self._status(run, "completed", output_json=run.output)
+            self._status(run, output_json=run.output)
             return
-        self._fail(run, outcome.error or "task failed")
+        self._fail(run, outcome.error or "task failed", stack_trace=outcome.stack_trace)
 
-    def _fail(self, run: RunRecord, error: str) -> None:
+    def _fail(self, run: RunRecord, error: str, *, stack_trace: str | None = None) -> None:
         task = self.store.tasks.get(run.task_name)
         policy = task.retry if task is not None else RetryPolicy()
         delay = retry_delay_ms(policy, len(run.attempts))
@@ -730,7 +772,8 @@ class Orchestrator:
                 error=error,
             )
             self._publish(run)
-            self._status(run, "failed", error=error)
+            self._status(run, error=error)
+            self._traceback(run, stack_trace)
             return
         next_at = utcnow() + _dt.timedelta(milliseconds=delay)
         self.store.finish_attempt(
@@ -741,7 +784,8 @@ class Orchestrator:
             next_attempt_at=next_at,
         )
         self._publish(run)
-        self._status(run, "retrying", error=error, retry_in_ms=delay)
+        self._status(run, error=error, retry_in_ms=delay)
+        self._traceback(run, stack_trace)
         self._schedule(run, delay / 1000)
 
     def _schedule(self, run: RunRecord, delay_s: float) -> None:
@@ -787,7 +831,7 @@ class Orchestrator:
                 att.process.kill()
         self.store.cancel(run)
         self._publish(run)
-        self._status(run, "canceled")
+        self._status(run)
 
     # ------------------------------------------------------------------ task socket
 

@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
-from ..models import TERMINAL_STATUSES, TaskRunStatus, status_text
-from ._constants import DEFAULT_RETRY_FACTOR, STATUS_OUTPUT_MAX
+from ..models import TERMINAL_STATUSES, TaskParameter, TaskRunStatus, status_text
+from ._constants import DEFAULT_RETRY_FACTOR
 
 # --------------------------------------------------------------------------- ids
 
@@ -271,70 +271,47 @@ def split_ids(values: Iterable[str]) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------- status lines
+# --------------------------------------------------------------------------- banner
+
+#: A sample argument per type hint, for the start-up banner's example request.
+_SAMPLE_BY_TYPE: Final[Mapping[str, object]] = {
+    "int": 3,
+    "float": 1.5,
+    "str": "hello",
+    "bool": True,
+    "list": [],
+    "tuple": [],
+    "set": [],
+    "dict": {},
+    "bytes": "",
+}
 
 
-def format_duration(seconds: float) -> str:
-    """A duration as the Render CLI prints it: ``1.23s`` from 1 s up, else ``12ms``."""
-    if seconds >= 60:
-        minutes, rest = divmod(round(seconds, 2), 60)
-        return f"{int(minutes)}m{rest:.2f}s"
-    if seconds >= 1:
-        return f"{seconds:.2f}s"
-    return f"{round(seconds * 1000)}ms"
+def _sample(type_hint: str | None) -> object:
+    if not type_hint:
+        return None
+    # "typing.Optional[int]" / "int | None" / "list[int]" / "List[int]": the first
+    # alternative's outer type decides.
+    hint = type_hint.strip().removeprefix("typing.")
+    if hint.startswith("Optional[") and hint.endswith("]"):
+        hint = hint[len("Optional[") : -1]
+    hint = hint.split("|")[0].strip().split("[")[0].strip().lower()
+    return _SAMPLE_BY_TYPE.get(hint)
 
 
-def _compact(raw: bytes | None, default: str) -> str:
-    if not raw:
-        return default
-    text = raw.decode("utf-8", errors="replace")
-    if len(text) > STATUS_OUTPUT_MAX:
-        return text[:STATUS_OUTPUT_MAX] + "... (truncated)"
-    return text
+def example_input(parameters: Sequence[TaskParameter]) -> list[object]:
+    """Positional arguments that a task with ``parameters`` accepts, for an example call.
 
-
-@dataclasses.dataclass(frozen=True)
-class StatusLine:
-    """One run transition as printed by ``render-workflows dev``."""
-
-    event: str  # enqueued | running | completed | failed | retrying | canceled
-    run_id: str
-    task_name: str
-    depth: int = 0
-    parent_task_name: str = ""
-    input_json: bytes = b""
-    output_json: bytes | None = None
-    error: str | None = None
-    duration_s: float | None = None
-    attempt: int = 0
-    retry_in_ms: float | None = None
-
-    def render(self) -> str:
-        """The line, indented two spaces per subtask level."""
-        label = {
-            "enqueued": "Task enqueued",
-            "running": "Task running",
-            "completed": "Task Completed",
-            "failed": "Task Failed",
-            "retrying": "Task attempt failed",
-            "canceled": "Task Cancelled",
-        }[self.event]
-        indent = "  " * self.depth
-        who = f"{self.run_id} ({self.task_name})"
-        if self.depth:
-            who += f" \u21b3 Subtask (parent: {self.parent_task_name})"
-        parts = [f"{indent}{label}: {who}", f"input={_compact(self.input_json, '[]')}"]
-        if self.event == "running" and self.attempt:
-            parts.append(f"attempt={self.attempt + 1}")
-        if self.event == "completed":
-            parts.append(f"output={_compact(self.output_json, 'null')}")
-        if self.event in ("failed", "retrying") and self.error:
-            parts.append(f"- {' '.join(self.error.split())[:STATUS_OUTPUT_MAX]}")
-        if self.event == "retrying" and self.retry_in_ms is not None:
-            parts.append(f"retry in {format_duration(self.retry_in_ms / 1000)}")
-        if self.duration_s is not None and self.event not in ("enqueued", "running"):
-            parts.append(f"duration={format_duration(self.duration_s)}")
-        return " ".join(parts)
+    Every parameter up to the first one with a default gets a sample of its type hint
+    (``int`` → 3, ``str`` → "hello", ...; ``null`` when there is no usable hint); the
+    ones with defaults are left to their defaults.
+    """
+    values: list[object] = []
+    for param in parameters:
+        if param.has_default:
+            break
+        values.append(_sample(param.type))
+    return values
 
 
 # --------------------------------------------------------------------------- logs

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -36,7 +37,7 @@ from ._constants import (
 )
 from ._limits import AcceptErrorFilter, raise_nofile_limit
 from ._orchestrator import Orchestrator, RegistrationError
-from ._protocol import command_source
+from ._protocol import command_source, example_input
 from ._socket import make_socket_dir
 from ._store import Store, StoreError
 
@@ -177,6 +178,45 @@ def _secret(state_dir: Path) -> bytes:
         value = secrets.token_bytes(32)
         _write_private(path, value.hex())
         return value
+
+
+def reload_failed_line(orch: Orchestrator, source: str) -> str:
+    """What serves runs after a reload failed (the rule the README's "hot reload" states).
+
+    The last good registration's tasks stay listed. With warm start its import keeps
+    serving runs; when attempts are spawned, each starts the current source and fails
+    until the error is fixed. ``/v1/dashboard/info`` says the same (``serving``).
+    """
+    kept = len(orch.store.registered_tasks())
+    when = (
+        f", registered at {orch.registered_at.strftime('%H:%M:%S')} UTC"
+        if orch.registered_at
+        else ""
+    )
+    fix = f"until {source} registers again: fix the error above (it re-registers when files change)"
+    if orch.serving == "last-good":
+        return f"Reload failed; serving the last good version ({kept} task(s){when}) {fix}"
+    return (
+        f"Reload failed; the last good {kept} task(s) stay listed{when}, but each run starts "
+        f"the current source and fails {fix}"
+    )
+
+
+def example_curl(url: str, orch: Orchestrator) -> str:
+    """A ``curl`` that starts the app's first task with an input it accepts.
+
+    The first task in the app's own order; its input is built from the parameters it
+    registered (:func:`example_input`), so that pasting the line starts a run that can
+    complete.
+    """
+    registered = {t.name for t in orch.store.registered_tasks()}
+    names = [n for n in orch.task_parameters if n in registered] or sorted(registered)
+    if names:
+        body = {"task": names[0], "input": example_input(orch.task_parameters.get(names[0], []))}
+    else:
+        body = {"task": "<task-name>", "input": []}
+    data = json.dumps(body).replace("'", "'\\''")  # inside a single-quoted shell word
+    return f"curl -X POST {url}/v1/task-runs -H 'Content-Type: application/json' -d '{data}'"
 
 
 class SourceWatcher:
@@ -359,7 +399,7 @@ class DevServer:
             shown = f"[{host}]" if ":" in host else host
             url = f"http://{shown}:{port}"
             self.say(f"{LISTENING_PREFIX}{url}")
-            self._hints(client_url(host, port), store)
+            self._hints(client_url(host, port), orch)
             if watcher is not None:
                 watch_task = loop.create_task(self._watch(orch, launcher, watcher))
             stop_task = loop.create_task(self._stop.wait())
@@ -387,15 +427,10 @@ class DevServer:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
 
-    def _hints(self, url: str, store: Store) -> None:
-        tasks = store.registered_tasks()
-        example = tasks[0].name if tasks else "<task-name>"
+    def _hints(self, url: str, orch: Orchestrator) -> None:
         self.say(f"Dashboard: {url}/")
         self.say(f"Clients: RENDER_USE_LOCAL_DEV=true RENDER_LOCAL_DEV_URL={url}")
-        self.say(
-            f"Try: curl -X POST {url}/v1/task-runs -H 'Content-Type: application/json' "
-            f"""-d '{{"task": "{example}", "input": []}}'"""
-        )
+        self.say(f"Try: {example_curl(url, orch)}")
 
     async def _register(self, orch: Orchestrator, *, announce: bool) -> int:
         """Register the app's tasks and say how it went; returns how many were found."""
@@ -408,11 +443,7 @@ class DevServer:
                 for line in exc.output.splitlines():
                     self.say(f"{REGISTRATION_OUTPUT_INDENT}{line}")
             if not announce:
-                kept = len(orch.store.registered_tasks())
-                self.say(
-                    f"Reload failed; the last good {kept} task(s) stay listed until "
-                    f"{source} registers again (it re-registers when files change)"
-                )
+                self.say(reload_failed_line(orch, source))
             return 0
         if not tasks:
             self.say(f"0 tasks found in {source} (define tasks with @app.task)")

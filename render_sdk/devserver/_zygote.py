@@ -45,6 +45,7 @@ PRELOAD = ("asyncio", "contextvars", "datetime", "json", "traceback", "uuid")
 #: What our own runner imports lazily inside ``Workflows.start()`` (~100 ms per process).
 PRELOAD_RENDER_SDK = (
     "render_sdk.workflows._runner",
+    "render_sdk.workflows._traceback",
     "render_sdk.workflows._transport",
     "render_sdk._wire",
     "render_sdk._gen.render.tasksocket.v1",
@@ -110,8 +111,16 @@ def _run_child(app: Any, spec: str, mode: str, socket_path: str, out_fd: int, er
             return exc.code or 0
         print(exc.code, file=sys.stderr)
         return 1
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        from ..workflows._runner import error_details, was_reported
+        from ..workflows._traceback import user_traceback
+
+        if was_reported(exc):
+            # Its error, with the user's traceback, went to the task server, which shows
+            # and logs it: one line here.
+            print(f"Error: task failed: {error_details(exc)[0]}", file=sys.stderr)
+        else:
+            print(user_traceback(exc, header=True), file=sys.stderr)
         return 1
     return 0
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -69,31 +68,16 @@ def _delegate(module_name: str, argv: list[str], what: str) -> int:
     return result
 
 
-#: Frames from these directories are the import machinery's, not the user's.
-_MACHINERY_DIRS = (
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # render_sdk/
-    os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep,  # importlib/
-)
-
-
-def _is_ours(filename: str) -> bool:
-    return filename.startswith("<frozen importlib") or filename.startswith(_MACHINERY_DIRS)
-
-
 def user_traceback(exc: BaseException) -> str:
-    """``exc`` formatted like Python's traceback, without this SDK's or importlib's frames.
+    """``exc`` as the user reads it (their frames only), with a hint for a missing module.
 
-    Without a user frame (the app module itself is missing) it is one line, with a hint
-    about the working directory for a ``ModuleNotFoundError``.
+    A ``ModuleNotFoundError`` without a user frame (the app module itself is missing)
+    says where it looked.
     """
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_ours(f.filename)]
-    lines: list[str] = []
-    if frames:
-        lines.append("Traceback (most recent call last):\n")
-        lines.extend(traceback.format_list(frames))
-    lines.extend(traceback.format_exception_only(type(exc), exc))
-    text = "".join(lines).rstrip("\n")
-    if isinstance(exc, ModuleNotFoundError) and not frames:
+    from ._traceback import user_traceback as frames_of_user
+
+    text = frames_of_user(exc)
+    if isinstance(exc, ModuleNotFoundError) and "\n" not in text:
         text += f" (looked in {os.getcwd()} and sys.path: is that the app's directory?)"
     return text
 
@@ -135,4 +119,14 @@ def _serve(target: str) -> int:
         start()
     except RunnerError as exc:
         return _fail(str(exc))
+    except Exception as exc:
+        from ._runner import error_details, was_reported
+
+        if was_reported(exc):
+            # Its error, with the user's traceback, went to the task server, which shows
+            # and logs it: one line here.
+            return _fail(f"task failed: {error_details(exc)[0]}")
+        # Never the runner's frames: the user's, as if they had called it themselves.
+        sys.stderr.write(user_traceback(exc) + "\n")
+        return 1
     return 0

@@ -16,6 +16,7 @@ clients, so it works in a process forked from a warm parent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -176,13 +177,33 @@ def _strip_field(exc: _errors.WireFormatError) -> str:
 
 
 def error_details(exc: BaseException) -> tuple[str, str]:
-    """``("<ExceptionType>: message", traceback text)`` for an error callback."""
-    import traceback
+    """``("<ExceptionType>: message", traceback text)`` for an error callback.
+
+    The traceback holds the user's frames only (:func:`user_traceback`): the runner and
+    the subtask plumbing between them are this SDK's, not what the user has to fix.
+    """
+    from ._traceback import user_traceback
 
     text = str(exc)
     details = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return details, stack
+    return details, user_traceback(exc, header=True) + "\n"
+
+
+#: Set on an exception whose error callback (with the user's traceback) was sent.
+_REPORTED_ATTR = "_render_sdk_reported"
+
+
+def was_reported(exc: BaseException) -> bool:
+    """True when the task server already got ``exc`` (and its traceback) as the run's error.
+
+    The process that ran the task then prints one line instead of a second traceback.
+    """
+    return bool(getattr(exc, _REPORTED_ATTR, False))
+
+
+def _mark_reported(exc: BaseException) -> None:
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _REPORTED_ATTR, True)
 
 
 def _error_callback(exc: BaseException, *, with_stack: bool = True) -> CallbackRequest:
@@ -271,6 +292,7 @@ def _run_sync(
         result = call_in_thread(spec, args, kwargs)
     except (Exception, SystemExit) as exc:
         _post_callback(client, _error_callback(exc))
+        _mark_reported(exc)
         raise
     finally:
         current_session.reset(token)
@@ -325,6 +347,7 @@ async def _run_async(
         result = await spec.func(*args, **kwargs)
     except (Exception, SystemExit) as exc:
         await _acallback(client, _error_callback(exc))
+        _mark_reported(exc)
         raise
     finally:
         current_session.reset(token)

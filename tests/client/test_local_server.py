@@ -414,10 +414,15 @@ def test_cli_tasks_start_runs_logs(server: LocalServer) -> None:
     code, out, err = run_cli("start", f"{SLUG}/square", "--input", "[6]", *url)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("started trn-")
-    assert lines[-2].endswith(" completed")
+    # The server console's format (one style): "Task <wire status>: <id> (<task>) ...".
+    assert re.fullmatch(rf"Task pending: trn-\w+ \({SLUG}/square\) input=\[6\]", lines[0])
+    run_id = lines[0].split()[2]
+    assert re.fullmatch(
+        rf"Task completed: {run_id} \({SLUG}/square\) input=\[6\] output=\[36\] "
+        r"duration=\d+(ms|\.\d\ds)",
+        lines[-2],
+    ), lines[-2]
     assert lines[-1] == "[36]"
-    run_id = lines[0].split()[1]
 
     code, out, _ = run_cli("runs", "show", run_id, *url)
     assert code == 0
@@ -432,7 +437,7 @@ def test_cli_tasks_start_runs_logs(server: LocalServer) -> None:
 
     code, out, err = run_cli("start", "echo", "--input", '["hello logs"]', *url)
     assert code == 0, err
-    echo_id = out.splitlines()[0].split()[1]
+    echo_id = out.splitlines()[0].split()[2]
     code, out, _ = run_cli("logs", echo_id, *url)
     assert code == 0
     assert "echo says 'hello logs'" in out

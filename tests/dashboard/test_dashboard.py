@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import ARTIFACTS
+from conftest import APP, ARTIFACTS
 
 from render_sdk.testing import LocalServer
 
@@ -116,3 +118,29 @@ def test_keyboard_reaches_every_control(page: Any, server: LocalServer) -> None:
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.outerHTML"))
     assert set(controls) <= reached
+
+
+def test_banner_says_what_serves_after_a_failed_reload(
+    browser: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    source = tmp_path / "dashapp.py"
+    good = textwrap.dedent(APP)
+    source.write_text(good)
+    with LocalServer(app="dashapp:app", cwd=tmp_path) as srv:
+        source.write_text(good + "\n\ndef oops(:\n")  # a syntax error saved mid-session
+        srv.wait_for_output(r"^Reload failed; serving the last good version", timeout=60)
+        context = browser.new_context()
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        try:
+            pg.goto(srv.url + "/#/tasks")
+            banner = pg.locator("#registration-error")
+            banner.wait_for()
+            text = banner.inner_text()
+            assert "Task registration failed: start command exited" in text
+            assert " \u2014 Still serving the last good version (registered 20" in text
+            assert "SyntaxError" in banner.locator("pre").inner_text()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        finally:
+            context.close()

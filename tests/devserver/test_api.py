@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -274,28 +275,79 @@ def test_unknown_route_is_json_404(client: httpx.Client) -> None:
     assert "message" in r.json()
 
 
+#: A printed duration (``7ms``, ``1.23s``, ``1m2.00s``).
+DURATION = r"(\d+ms|\d+\.\d\ds|\d+m\d+\.\d\ds)"
+
+
+def _lines_of(server: LocalServer, run_id: str) -> list[str]:
+    return [line for line in server.output if f" {run_id} " in line]
+
+
 def test_status_lines(server: LocalServer, client: httpx.Client) -> None:
+    # One format for every transition: "Task <wire status>: <id> (<task>) key=value ...".
     run_id = start_run(client, "chain", [1])
     wait_terminal(client, run_id)
-    server.wait_for_output(rf"^Task Completed: {run_id} \(chain\) input=\[1\] output=\[1\]")
-    lines = [line for line in server.output if run_id in line]
-    assert lines[0].startswith(f"Task enqueued: {run_id}")
-    assert any(line.startswith(f"Task running: {run_id}") for line in lines)
+    server.wait_for_output(rf"^Task completed: {run_id} ")
+    lines = _lines_of(server, run_id)
+    assert lines[0] == f"Task pending: {run_id} (chain) input=[1]"
+    assert lines[1] == f"Task running: {run_id} (chain) input=[1]"
+    assert re.fullmatch(
+        rf"Task completed: {run_id} \(chain\) input=\[1\] output=\[1\] duration={DURATION}",
+        lines[-1],
+    ), lines[-1]
     subs = [line for line in server.output if "Subtask (parent: chain)" in line]
-    assert any(line.startswith("  Task Completed: ") for line in subs)
-    assert "duration=" in server.wait_for_output(rf"Task Completed: {run_id}")
+    assert any(
+        re.fullmatch(
+            rf"  Task completed: trn-\w+ \(square\) \u21b3 Subtask \(parent: chain\) "
+            rf"input=\[1\] output=\[1\] duration={DURATION}",
+            line,
+        )
+        for line in subs
+    ), subs
 
 
 def test_failed_and_canceled_status_lines(server: LocalServer, client: httpx.Client) -> None:
     run_id = start_run(client, "always_fails", [])
     wait_terminal(client, run_id)
-    line = server.wait_for_output(rf"^Task Failed: {run_id}")
-    assert "nope" in line
-    assert "duration=" in line
+    line = server.wait_for_output(rf"^Task failed: {run_id} ")
+    assert re.fullmatch(
+        rf"Task failed: {run_id} \(always_fails\) input=\[\] attempt=2 duration={DURATION} "
+        r"error=ValueError: nope",
+        line,
+    ), line
     sleeper = start_run(client, "sleepy", [30])
     wait_status(client, sleeper, "running")
     client.delete(f"/v1/task-runs/{sleeper}")
-    server.wait_for_output(rf"^Task Cancelled: {sleeper} \(sleepy\)")
+    line = server.wait_for_output(rf"^Task canceled: {sleeper} ")
+    assert re.fullmatch(
+        rf"Task canceled: {sleeper} \(sleepy\) input=\[30\] duration={DURATION}", line
+    ), line
+    # No other spelling of a status is printed anywhere.
+    for old in ("Completed", "Failed", "Cancelled", "enqueued", "attempt failed", "retry in"):
+        assert not any(old in printed for printed in server.output), old
+
+
+def test_retry_status_lines(server: LocalServer, client: httpx.Client, tmp_path: Path) -> None:
+    marker = tmp_path / "flaky-count"
+    run_id = start_run(client, "flaky", [str(marker)])
+    assert wait_terminal(client, run_id)["status"] == "completed"
+    server.wait_for_output(rf"^Task completed: {run_id} ")
+    lines = _lines_of(server, run_id)
+    inp = re.escape(json.dumps([str(marker)], separators=(",", ":")))
+    retry = [line for line in lines if "retry_in=" in line]
+    assert len(retry) == 2, lines
+    for attempt, (line, wait) in enumerate(zip(retry, ("200ms", "400ms"), strict=True), 1):
+        assert re.fullmatch(
+            rf"Task pending: {run_id} \(flaky\) input={inp} attempt={attempt} "
+            rf"retry_in={wait} duration={DURATION} error=\S.*",
+            line,
+        ), line
+    assert re.fullmatch(rf"Task running: {run_id} \(flaky\) input={inp} attempt=3", lines[-2])
+    assert re.fullmatch(
+        rf"Task completed: {run_id} \(flaky\) input={inp} attempt=3 output=\S+ "
+        rf"duration={DURATION}",
+        lines[-1],
+    ), lines[-1]
 
 
 def test_input_json_preserved(client: httpx.Client) -> None:

@@ -127,7 +127,7 @@ def test_fan_out_of_1000_completes_at_ulimit_1024(
     server.stop()
     assert run["status"] == "completed", run.get("error")
     assert run["results"] == [sum(i * i for i in range(FAN_OUT))]
-    completed = [ln for ln in server.lines if "Task Completed" in ln and "(square)" in ln]
+    completed = [ln for ln in server.lines if "Task completed:" in ln and "(square)" in ln]
     assert len(completed) == FAN_OUT, "every child completed, none failed or retried"
     assert not [ln for ln in server.lines if "Too many open files" in ln]
     others = _storm_free(server.lines)

@@ -284,6 +284,37 @@ async def test_reload_picks_up_changes_and_drains_the_old_zygote(
     assert await gone(old_zygote)
 
 
+async def test_failed_reload_keeps_the_last_good_zygote_serving_runs(
+    launcher: WarmLauncher, tmp_path: Path
+) -> None:
+    assert (await run(launcher, "version"))[1].stdout == "v1\n"
+    good_zygote = zygote_pid(launcher)
+    (tmp_path / "tasks.py").write_text("raise SyntaxError('half-typed edit')\n" + APP)
+    await launcher.reload()
+    assert launcher.serving_last_good is True
+    assert launcher.reload_error is not None
+    assert "half-typed edit" in launcher.reload_error
+    # Runs fork from the last good import ...
+    status, out = await run(launcher, "env")
+    assert status == 0
+    assert int(out.stdout.splitlines()[1]) == good_zygote
+    assert (await run(launcher, "version"))[1].stdout == "v1\n"
+    # ... while a registration runs the current source, so that it reports the error.
+    status, out = await run(launcher, "version", "register")
+    assert status == 1
+    assert "half-typed edit" in out.stderr
+    # A second broken edit changes nothing; the fix replaces the last good zygote.
+    await launcher.reload()
+    assert zygote_pid(launcher) == good_zygote
+    (tmp_path / "tasks.py").write_text(APP.replace('"v1"', '"v2 fixed"'))
+    await launcher.reload()
+    assert launcher.serving_last_good is False
+    assert zygote_pid(launcher) != good_zygote
+    assert (await run(launcher, "version"))[1].stdout == "v2 fixed\n"
+    assert (await run(launcher, "version", "register"))[1].stdout == "v2 fixed\n"
+    assert await gone(good_zygote)
+
+
 async def test_many_concurrent_forks_leak_no_fds(launcher: WarmLauncher) -> None:
     await run(launcher, "version")  # the zygote's own pipes exist before we count
     before = open_fds()

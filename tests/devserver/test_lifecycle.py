@@ -522,7 +522,7 @@ def test_every_failed_reload_prints_the_error(make_server: MakeServer, app_dir: 
     for attempt, message in enumerate(("first", "second"), start=1):
         source.write_text(good + f"\n\nraise ValueError('{message} mistake')\n")
         server.wait_for_output(rf"^  \| ValueError: {message} mistake$", timeout=60)
-        server.wait_for_output(r"^Reload failed; the last good \d+ task\(s\) stay listed")
+        server.wait_for_output(r"^Reload failed; serving the last good version \(\d+ task\(s\)")
         assert f'  |   File "{source}", line {broken_line}, in <module>' in server.output, (
             server.output
         )

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from render_sdk._console import StatusLine, format_duration
 from render_sdk.devserver._protocol import (
     EnvFileError,
     InvalidCursor,
@@ -14,11 +15,9 @@ from render_sdk.devserver._protocol import (
     RetryPolicy,
     RunEvent,
     RunStatus,
-    StatusLine,
     command_source,
     decode_cursor,
     encode_cursor,
-    format_duration,
     is_app_spec,
     is_terminal,
     new_run_id,
@@ -147,30 +146,65 @@ def test_format_duration() -> None:
 
 def test_status_lines() -> None:
     done = StatusLine(
-        event="completed",
+        status=RunStatus.COMPLETED,
         run_id="trn-1",
         task_name="sq",
         input_json=b"[3]",
         output_json=b"[9]",
         duration_s=0.5,
     )
-    assert done.render() == "Task Completed: trn-1 (sq) input=[3] output=[9] duration=500ms"
+    assert done.render() == "Task completed: trn-1 (sq) input=[3] output=[9] duration=500ms"
     sub = StatusLine(
-        event="failed",
+        status=RunStatus.FAILED,
         run_id="trn-2",
         task_name="c",
         depth=2,
         parent_task_name="p",
         error="boom\n  trace",
         duration_s=1.5,
+        attempt=3,
     )
-    line = sub.render()
-    assert line.startswith("    Task Failed: trn-2 (c) \u21b3 Subtask (parent: p) input=[]")
-    assert "- boom trace" in line
-    assert line.endswith("duration=1.50s")
-    big = StatusLine(event="completed", run_id="r", task_name="t", output_json=b"[" + b"1," * 400)
+    assert sub.render() == (
+        "    Task failed: trn-2 (c) \u21b3 Subtask (parent: p) input=[] attempt=3 "
+        "duration=1.50s error=boom trace"
+    )
+    retry = StatusLine(
+        status=RunStatus.PENDING,
+        run_id="trn-3",
+        task_name="t",
+        input_json=b"[1]",
+        error="ValueError: x",
+        duration_s=0.007,
+        retry_in_ms=100,
+    )
+    assert retry.render() == (
+        "Task pending: trn-3 (t) input=[1] attempt=1 retry_in=100ms duration=7ms "
+        "error=ValueError: x"
+    )
+    assert StatusLine(status=RunStatus.PENDING, run_id="r", task_name="t").render() == (
+        "Task pending: r (t) input=[]"
+    )
+    assert StatusLine(
+        status=RunStatus.CANCELED, run_id="r", task_name="t", duration_s=2
+    ).render() == ("Task canceled: r (t) input=[] duration=2.00s")
+    big = StatusLine(
+        status=RunStatus.COMPLETED, run_id="r", task_name="t", output_json=b"[" + b"1," * 400
+    )
     assert big.render().endswith("... (truncated)")
-    assert "duration" not in StatusLine(event="running", run_id="r", task_name="t").render()
+    running = StatusLine(status=RunStatus.RUNNING, run_id="r", task_name="t", duration_s=1)
+    assert running.render() == "Task running: r (t) input=[]"
+
+
+def test_status_line_words_are_the_wire_statuses() -> None:
+    for status in (
+        RunStatus.PENDING,
+        RunStatus.RUNNING,
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+        RunStatus.CANCELED,
+    ):
+        line = StatusLine(status=status, run_id="r", task_name="t").render()
+        assert line.startswith(f"Task {status_text(status)}: r (t) ")
 
 
 def test_log_filter() -> None:
@@ -248,3 +282,26 @@ def test_stored_statuses_are_the_schema_enum_spelled_as_on_the_wire() -> None:
         assert status_from_text(status_text(status)) is status
     with pytest.raises(ValueError, match="unknown run status"):
         status_from_text("archived")
+
+
+def test_example_input_samples_each_required_parameter() -> None:
+    from render_sdk.devserver._protocol import example_input
+    from render_sdk.models import TaskParameter
+
+    def p(name: str, type_: str | None = None, *, default: bool = False) -> TaskParameter:
+        return TaskParameter(name=name, type=type_, has_default=default)
+
+    assert example_input([]) == []
+    assert example_input([p("a", "int")]) == [3]
+    assert example_input(
+        [p("a", "int"), p("b", "float"), p("c", "str"), p("d", "bool"), p("e", "list[int]")]
+    ) == [3, 1.5, "hello", True, []]
+    assert example_input([p("x", "typing.Optional[int]"), p("y", "dict[str, int] | None")]) == [
+        3,
+        {},
+    ]
+    # No hint, or one without a sample: null. Parameters from the first default on are left out.
+    assert example_input([p("a"), p("b", "Path"), p("c", "int", default=True), p("d", "int")]) == [
+        None,
+        None,
+    ]

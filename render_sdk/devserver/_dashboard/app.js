@@ -334,7 +334,12 @@ async function tasksView(params) {
 function showRegistration(info) {
   const el = document.getElementById("registration-error");
   el.hidden = !info.registrationError;
-  el.textContent = info.registrationError ? `Task registration failed: ${info.registrationError}` : "";
+  const serving = {
+    "last-good": "Still serving the last good version" + (info.registeredAt ? ` (registered ${info.registeredAt})` : "") + ": runs use it until the app registers again.",
+    "broken": "Runs start the current source and fail the same way until it is fixed.",
+  }[info.serving] || "";
+  el.textContent = info.registrationError ? `Task registration failed: ${info.registrationError}${serving ? ` \u2014 ${serving}` : ""}` : "";
+  if (info.registrationError && info.registrationOutput) el.append(h("pre", {}, info.registrationOutput));
 }
 
 // ------------------------------------------------------------------ routing
