@@ -19,6 +19,7 @@ from typing import Any, Final, cast
 import httpx
 
 from .. import _wire
+from .._constants import MAX_INPUT_BYTES, over_limit
 from .._errors import (
     ClientError,
     RateLimitError,
@@ -111,7 +112,8 @@ def run_task_body(task: str, input: Any) -> bytes:
     Raises:
         TypeError: ``task`` is not a non-empty string.
         WireFormatError: ``input`` is not a list/tuple (positional arguments) or a dict
-            (keyword arguments), or holds a value JSON cannot carry.
+            (keyword arguments), holds a value JSON cannot carry, or encodes to more
+            than ``MAX_INPUT_BYTES`` (the message names both sizes).
     """
     if not isinstance(task, str) or not task.strip():
         raise TypeError(f"task must be a task slug such as 'my-workflow/my-task', got {task!r}")
@@ -123,9 +125,14 @@ def run_task_body(task: str, input: Any) -> bytes:
             f"got {type(input).__name__}",
             field="input",
         )
+    input_json = _wire.encode_json_value(input, what="input")
+    too_big = over_limit("the input", len(input_json), MAX_INPUT_BYTES)
+    if too_big is not None:
+        # Refused here rather than by the server after the upload, whichever it is.
+        raise WireFormatError(too_big, field="input")
     request = RunTaskRequest(
         task=task,
-        input_json=_wire.encode_json_value(input, what="input"),
+        input_json=input_json,
         # One key per logical start, carried by every retry of this body, so that a retry
         # after a lost response returns the run the first attempt started (Render's API
         # and the local server deduplicate on it).

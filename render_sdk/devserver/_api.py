@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import _wire
+from .._constants import MAX_INPUT_BYTES, over_limit
 from .._errors import WireFormatError
 from ..models import ListLogsResponse, RunTaskRequest
 from ._constants import (
@@ -212,6 +213,9 @@ class Api:
             raise ApiError(
                 400, "`input` must be a JSON array (positional) or object (keyword arguments)"
             )
+        too_big = over_limit("`input`", len(input_json), MAX_INPUT_BYTES)
+        if too_big is not None:
+            raise ApiError(413, too_big)
         task = self.orch.task_for(req.task)
         if task is None:
             raise ApiError(404, self._task_not_found(req.task))

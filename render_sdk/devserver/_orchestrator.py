@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import _wire
 from .._console import StatusLine
+from .._constants import MAX_INPUT_BYTES, MAX_RESULT_BYTES, over_limit
 from .._errors import WireFormatError
 from ..models import (
     CallbackRequest,
@@ -865,6 +866,12 @@ class Orchestrator:
             return 409, error_body("this attempt already sent its callback")
         if att.canceled.is_set() or att.run.status != RunStatus.RUNNING:
             return 409, error_body(f"task run {att.run.id} is {status_text(att.run.status)}")
+        output = req.complete.output if req.complete is not None else None
+        too_big = over_limit("the task's result", len(output or b""), MAX_RESULT_BYTES)
+        if too_big is not None:
+            # A runner that does not check (another SDK) still fails the attempt at once,
+            # with the sizes, instead of storing what no client could be sent.
+            req = CallbackRequest(error=TaskError(details=too_big))
         att.callback.set_result(req)
         return 200, _SOCKET_OK
 
@@ -901,6 +908,11 @@ class Orchestrator:
         if task is None:
             return 404, error_body(f'subtask "{req.task_name}" not found')
         input_json = req.input or b"[]"
+        too_big = over_limit(
+            f"the input of subtask {req.task_name!r}", len(input_json), MAX_INPUT_BYTES
+        )
+        if too_big is not None:
+            return 413, error_body(too_big)
         try:
             value = _wire.decode_json_value(input_json, what="input")
         except WireFormatError as exc:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from .. import _constants as _payload
+
 #: Compute plans a task may request. Render's instance types for workflow tasks:
 #: ``starter`` (0.5 CPU / 512 MB), ``standard`` (1 CPU / 2 GB, Render's default when no
 #: plan is given), ``pro`` (2 CPU / 4 GB) and the larger ``pro_plus``, ``pro_max`` and
@@ -65,10 +67,11 @@ SUBTASK_WAIT_LIMIT_S: Final = float(MAX_TIMEOUT_SECONDS)
 #: rather than unbounded memory.
 MAX_RESPONSE_HEAD_BYTES: Final = 64 * 1024
 MAX_RESPONSE_BODY_BYTES: Final = 256 * 1024 * 1024
-#: Largest encoded task result the runner sends: larger fails the attempt at once, naming
-#: both sizes, before anything goes on the socket (Render documents a 4 MB input limit; a
-#: result is kept to the same order, well under the server's socket body cap).
-MAX_RESULT_BYTES: Final = 10 * 1024 * 1024
+#: Largest encoded task result the runner sends and largest encoded subtask input it
+#: sends: larger fails at once, naming both sizes, before anything goes on the socket.
+#: Declared in :mod:`render_sdk._constants` (the client and the local server use them too).
+MAX_RESULT_BYTES: Final = _payload.MAX_RESULT_BYTES
+MAX_INPUT_BYTES: Final = _payload.MAX_INPUT_BYTES
 #: Bytes asked of the socket per read.
 READ_SIZE: Final = 64 * 1024
 #: At most this many bytes of a non-JSON error body go into the error message.

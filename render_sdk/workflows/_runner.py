@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import _errors
+from .._constants import STORE_ELSEWHERE, over_limit
 from . import _constants as C
 from ._errors import RunnerError, TaskContextError
 from ._transport import AsyncSocketClient, SyncSocketClient, TransportPolicy
@@ -164,8 +165,7 @@ def encode_result(result: Any, task_name: str) -> bytes:
     if len(encoded) > C.MAX_RESULT_BYTES:
         raise _errors.WireFormatError(
             f"task {task_name!r} returned a result of {len(encoded)} bytes as JSON, over the "
-            f"limit of {C.MAX_RESULT_BYTES} bytes; store large data elsewhere (for example "
-            "object storage) and return a reference to it",
+            f"limit of {C.MAX_RESULT_BYTES} bytes; {STORE_ELSEWHERE}",
             field="result",
         )
     return encoded
@@ -414,6 +414,9 @@ class _Session:
             raise _sync_subtask_error(name)
         # Encoded now, so an unserializable argument fails at the call site.
         payload = _wire.encode_json_value(input_value, what=f"input of subtask {name!r}")
+        too_big = over_limit(f"the input of subtask {name!r}", len(payload), C.MAX_INPUT_BYTES)
+        if too_big is not None:
+            raise _errors.WireFormatError(too_big, field="input")
         started = loop.create_task(self._run_subtask(name, payload), name=f"subtask {name}")
         self._started.add(started)
         started.add_done_callback(self._started.discard)

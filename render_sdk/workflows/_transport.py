@@ -22,6 +22,8 @@ from .._version import __version__
 from . import _constants as C
 
 if TYPE_CHECKING:
+    import asyncio
+
     import betterproto2
 
 M = TypeVar("M", bound="betterproto2.Message")
@@ -298,6 +300,32 @@ def _delay_before_retry(
 
 
 _EXCHANGE_ERRORS: Final = (OSError, ProtocolError)
+#: A send that fails so may still have an answer waiting: the server answered (413, 503)
+#: and closed before reading the whole request.
+_BROKEN_SEND: Final = (BrokenPipeError, ConnectionResetError)
+
+
+def answer_at_eof(parser: ResponseParser, send_error: OSError | None) -> Response:
+    """The response once the server closed the connection.
+
+    Raises:
+        OSError: ``send_error`` when the request could not be sent and no whole answer
+            came back (the server went away rather than refused the request).
+        ProtocolError: The answer ends early.
+    """
+    try:
+        return parser.feed_eof()
+    except ProtocolError:
+        if send_error is not None:
+            raise send_error from None
+        raise
+
+
+def _send_failed(sending: asyncio.Task[None]) -> OSError | None:
+    if not sending.done() or sending.cancelled():
+        return None
+    exc = sending.exception()
+    return exc if isinstance(exc, OSError) else None
 
 
 class SyncSocketClient:
@@ -325,15 +353,24 @@ class SyncSocketClient:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.policy.request_timeout_s)
             sock.connect(self.socket_path)
-            sock.sendall(request)
+            send_error: OSError | None = None
+            try:
+                sock.sendall(request)
+            except _BROKEN_SEND as exc:
+                send_error = exc  # the server may have answered before it stopped reading
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError
                 sock.settimeout(remaining)
-                chunk = sock.recv(C.READ_SIZE)
+                try:
+                    chunk = sock.recv(C.READ_SIZE)
+                except ConnectionResetError:
+                    if send_error is None:
+                        raise
+                    chunk = b""
                 if not chunk:
-                    return parser.feed_eof()
+                    return answer_at_eof(parser, send_error)
                 done = parser.feed(chunk)
                 if done is not None:
                     return done
@@ -388,25 +425,38 @@ class AsyncSocketClient:
     async def _exchange(self, request: bytes, timeout: float) -> Response:
         import asyncio
         import contextlib
+        import socket
 
         async def exchange() -> Response:
-            reader, writer = await asyncio.open_unix_connection(self.socket_path)
-            try:
-                writer.write(request)
-                await writer.drain()
+            # Raw socket calls rather than streams: a stream whose write failed raises
+            # that error on every read, hiding the answer the server sent before it
+            # stopped reading (a 413 or 503 for a large body). The request is sent while
+            # the answer is read, so an early answer ends the exchange at once.
+            loop = asyncio.get_running_loop()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, self.socket_path)
+                sending = loop.create_task(loop.sock_sendall(sock, request))
                 parser = ResponseParser()
-                while True:
-                    chunk = await reader.read(C.READ_SIZE)
-                    if not chunk:
-                        return parser.feed_eof()
-                    done = parser.feed(chunk)
-                    if done is not None:
-                        return done
-            finally:
-                writer.close()
-                # The answer is already complete; a reset while closing changes nothing.
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+                try:
+                    while True:
+                        try:
+                            chunk = await loop.sock_recv(sock, C.READ_SIZE)
+                        except ConnectionResetError:
+                            if not _send_failed(sending):
+                                raise
+                            chunk = b""
+                        if not chunk:
+                            send_error = _send_failed(sending)
+                            return answer_at_eof(parser, send_error)
+                        done = parser.feed(chunk)
+                        if done is not None:
+                            return done
+                finally:
+                    if not sending.done():
+                        sending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, OSError):
+                        await sending
 
         try:
             return await asyncio.wait_for(exchange(), timeout)
