@@ -327,6 +327,11 @@ class _Attempt:
     process: LaunchedProcess | None = None
     server: TaskSocketServer | None = None
     gate_key: object = None
+    #: Children of earlier attempts this attempt took over, by the idempotency key of
+    #: the call that did (a resent call finds the same child).
+    reused: dict[str, str] = field(default_factory=dict)
+    #: Every child this attempt took over (calls without a key included).
+    claimed: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -899,7 +904,10 @@ class Orchestrator:
             return 409, error_body(f"root task run {root.id} is {status_text(root.status)}")
         created = _wire.format_timestamp(req.created_at) if req.created_at else ""
         if req.idempotency_key:
-            existing = self.store.find_idempotent(parent.id, req.idempotency_key, created)
+            existing_id = att.reused.get(req.idempotency_key)
+            existing = self.store.runs.get(existing_id) if existing_id else None
+            if existing is None:
+                existing = self.store.find_idempotent(parent.id, req.idempotency_key, created)
             if existing is not None:
                 return 200, _wire.dumps(RunSubtaskResponse(task_run_id=existing.id), _wire.SOCKET)
         task = self.store.tasks.get(req.task_name)
@@ -919,6 +927,16 @@ class Orchestrator:
             return 400, error_body(f"subtask input is not JSON: {exc}")
         if not isinstance(value, list | dict):
             return 400, error_body("subtask input must be a JSON array or object")
+        # A retried parent repeats its calls: each identical one (same task, same input)
+        # takes over a child an earlier attempt started rather than running it twice.
+        survivor = self.store.reusable_child(
+            parent, att.number, task.name, input_json, claimed=att.claimed
+        )
+        if survivor is not None:
+            att.claimed.add(survivor.id)
+            if req.idempotency_key:
+                att.reused[req.idempotency_key] = survivor.id
+            return 200, _wire.dumps(RunSubtaskResponse(task_run_id=survivor.id), _wire.SOCKET)
         child = self.submit(
             task,
             input_json,

@@ -14,7 +14,7 @@ import dataclasses
 import datetime as _dt
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -376,6 +376,31 @@ class Store:
         """
         run_id = self._idem.get((parent_id, key, created_at))
         return self.runs.get(run_id) if run_id else None
+
+    def reusable_child(
+        self,
+        parent: RunRecord,
+        attempt: int,
+        task_name: str,
+        input_json: bytes,
+        *,
+        claimed: Collection[str],
+    ) -> RunRecord | None:
+        """The oldest child an earlier attempt of ``parent`` started with this task and
+        input that is still alive or completed (not failed, not canceled) and not in
+        ``claimed``: what a retried parent's identical subtask call reuses."""
+        for child_id in self.children.get(parent.id, ()):
+            child = self.runs[child_id]
+            if (
+                child.task_name == task_name
+                and child.input == input_json
+                and child.parent_attempt is not None
+                and child.parent_attempt < attempt
+                and child.status not in (RunStatus.FAILED, RunStatus.CANCELED)
+                and child_id not in claimed
+            ):
+                return child
+        return None
 
     def start_attempt(self, run: RunRecord) -> AttemptRecord:
         """Open the run's next attempt: the run is running from now."""
