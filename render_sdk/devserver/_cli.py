@@ -15,7 +15,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._constants import DEFAULT_ENV_FILE, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_STATE_DIR
+from ._constants import (
+    BODY_TIMEOUT_S,
+    DEFAULT_ENV_FILE,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_STATE_DIR,
+    HEADER_TIMEOUT_S,
+)
 from ._protocol import EnvFileError, is_app_spec, parse_command, parse_env_file
 
 _EPILOG = """\
@@ -108,6 +115,22 @@ def _parser() -> argparse.ArgumentParser:
         help="run at most N attempts at once; more runs wait in pending (default: what "
         "the open-file limit and the CPU count allow)",
     )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_S,
+        metavar="SECONDS",
+        help="close a connection (REST or task socket) that has not sent a request's "
+        f"headers this long after connecting or the previous answer (default {HEADER_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request's whole body this long after "
+        f"its headers (default {BODY_TIMEOUT_S:g})",
+    )
     p.add_argument("--sse-ping", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command that runs your app")
     return p
@@ -165,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
     if args.max_concurrency is not None and args.max_concurrency < 1:
         parser.error(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
+    for flag, value in (
+        ("--header-timeout", args.header_timeout),
+        ("--body-timeout", args.body_timeout),
+    ):
+        if not value > 0:
+            parser.error(f"{flag} must be a positive number of seconds, got {value:g}")
     api_key = args.api_key or None
     if args.api_key_file:
         if api_key:
@@ -204,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed_hosts=tuple(args.allow_host),
         allowed_origins=tuple(args.allow_origin),
         max_concurrency=args.max_concurrency,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
         **(
             {"registration_timeout": args.registration_timeout} if args.registration_timeout else {}
         ),

@@ -25,6 +25,10 @@ SECRET_FILENAME: Final = "devserver.secret"
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024
 #: Largest accepted task-socket request body (callback outputs, subtask inputs).
 MAX_SOCKET_BODY_BYTES: Final = 64 * 1024 * 1024
+#: Bytes of request bodies all task-socket connections together may hold while they are read
+#: and handled; a request whose body does not fit answers 503 (the runner retries it).
+#: Room for two bodies of the largest size, so one always fits when nothing else is held.
+MAX_SOCKET_BUFFERED_BYTES: Final = 2 * MAX_SOCKET_BODY_BYTES
 
 #: How long a command may take to POST /register-tasks before registration fails.
 REGISTRATION_TIMEOUT_S: Final = 30.0
@@ -71,8 +75,13 @@ LOG_FLUSH_S: Final = 0.05
 LISTENING_PREFIX: Final = "Listening on "
 
 #: A client must finish sending a request's headers within this many seconds of starting
-#: it (or of connecting); slower connections are closed (slowloris).
+#: it (or of connecting); slower connections are closed (slowloris). REST and task sockets;
+#: ``--header-timeout`` overrides it.
 HEADER_TIMEOUT_S: Final = 10.0
+#: A client must finish sending a request's body within this many seconds of the end of its
+#: headers, however it trickles; slower connections are closed. REST and task sockets;
+#: ``--body-timeout`` overrides it.
+BODY_TIMEOUT_S: Final = 30.0
 
 #: Console line that starts a failed registration's report (LocalServer looks for it);
 #: the command's own output follows, each line indented by REGISTRATION_OUTPUT_INDENT

@@ -38,6 +38,8 @@ from ..models import (
     status_text,
 )
 from ._constants import (
+    BODY_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
     LOG_FLUSH_S,
     MAX_WAIT_MS,
     REGISTRATION_OUTPUT_INDENT,
@@ -60,7 +62,7 @@ from ._protocol import (
     sse_frame,
     transition,
 )
-from ._socket import TaskSocketServer, error_body, new_socket_path
+from ._socket import BodyBudget, Handler, TaskSocketServer, error_body, new_socket_path
 from ._store import RunRecord, Store, TaskRecord, utcnow
 from ._views import task_run_details
 
@@ -357,6 +359,8 @@ class Orchestrator:
         max_concurrency: The most attempts running at once; more runs wait in
             ``pending``. Default: what the fd limit and the CPU count allow
             (:func:`._limits.default_concurrency`).
+        header_timeout_s: Seconds a task-socket connection has to send a request's head.
+        body_timeout_s: Seconds it then has to send the body.
     """
 
     def __init__(
@@ -369,6 +373,8 @@ class Orchestrator:
         echo_output: bool = False,
         registration_timeout: float = REGISTRATION_TIMEOUT_S,
         max_concurrency: int | None = None,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.launcher = launcher
@@ -392,6 +398,10 @@ class Orchestrator:
         self._log_flush: asyncio.TimerHandle | None = None
         self._partial: dict[tuple[str, str], bytes] = {}
         self._closing = False
+        self._header_timeout_s = header_timeout_s
+        self._body_timeout_s = body_timeout_s
+        #: Bytes of request bodies held by every task socket together.
+        self.body_budget = BodyBudget()
         self.gate = AttemptGate(
             max_concurrency if max_concurrency is not None else default_concurrency()
         )
@@ -404,8 +414,14 @@ class Orchestrator:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _socket_path(self) -> Path:
-        return new_socket_path(self.socket_dir)
+    def _socket_server(self, handler: Handler) -> TaskSocketServer:
+        return TaskSocketServer(
+            new_socket_path(self.socket_dir),
+            handler,
+            header_timeout_s=self._header_timeout_s,
+            body_timeout_s=self._body_timeout_s,
+            budget=self.body_budget,
+        )
 
     def task_for(self, slug: str) -> TaskRecord | None:
         """Resolve a task id, name, ``workflow/name`` or ``workflow/name:version``."""
@@ -542,7 +558,7 @@ class Orchestrator:
             del captured[:-REGISTRATION_OUTPUT_LIMIT]
             self._on_output("", stream, chunk)
 
-        server = TaskSocketServer(self._socket_path(), handle)
+        server = self._socket_server(handle)
         await server.start()
         proc: LaunchedProcess | None = None
         try:
@@ -673,7 +689,7 @@ class Orchestrator:
         exited: asyncio.Task[int] | None = None
         try:
             try:
-                att.server = TaskSocketServer(self._socket_path(), self._run_handler(att))
+                att.server = self._socket_server(self._run_handler(att))
                 await att.server.start()
                 att.process = await self.launcher.start(
                     mode="run",
@@ -841,7 +857,7 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ task socket
 
-    def _run_handler(self, att: _Attempt) -> Callable[[str, str, bytes], Any]:
+    def _run_handler(self, att: _Attempt) -> Handler:
         async def handle(method: str, path: str, body: bytes) -> tuple[int, bytes]:
             if method == "GET" and path == "/input":
                 return 200, _wire.dumps(

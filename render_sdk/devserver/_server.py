@@ -21,6 +21,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._constants import (
+    BODY_TIMEOUT_S,
     DB_FILENAME,
     HEADER_TIMEOUT_S,
     LISTENING_PREFIX,
@@ -72,6 +73,10 @@ class ServerConfig:
     allowed_origins: Sequence[str] = ()
     #: The most attempts running at once (None: derived from the fd limit and CPUs).
     max_concurrency: int | None = None
+    #: Seconds a connection (REST or task socket) has to send a request's headers.
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    #: Seconds it then has to send the request's body.
+    body_timeout_s: float = BODY_TIMEOUT_S
 
 
 def is_loopback(host: str) -> bool:
@@ -328,6 +333,8 @@ class DevServer:
             echo_output=cfg.debug,
             registration_timeout=cfg.registration_timeout,
             max_concurrency=cfg.max_concurrency,
+            header_timeout_s=cfg.header_timeout_s,
+            body_timeout_s=cfg.body_timeout_s,
         )
         loop = asyncio.get_running_loop()
         for sig, handler in ((signal.SIGINT, self._interrupted), (signal.SIGTERM, self.stop)):
@@ -386,7 +393,7 @@ class DevServer:
                     lifespan="off",
                     timeout_graceful_shutdown=1,
                     timeout_keep_alive=30,
-                    http=_HeaderDeadlineH11,
+                    http=deadline_protocol(cfg.header_timeout_s, cfg.body_timeout_s),
                 )
             )
             serve_task = loop.create_task(server.serve(sockets=sockets))
@@ -463,30 +470,39 @@ class DevServer:
                 await self._register(orch, announce=False)
 
 
-class _HeaderDeadlineH11(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a deadline on each request's headers.
+class _DeadlineH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with deadlines on each request's headers and body.
 
-    uvicorn times out idle keep-alive connections but not a request whose headers trickle
-    in (slowloris): 1,000 such connections would hold 1,000 fds forever.
+    uvicorn times out idle keep-alive connections but neither a request whose headers
+    trickle in nor one whose body never comes (slowloris): 1,000 such connections would
+    hold 1,000 fds forever. Each phase has one timer, which trickled bytes do not push back.
     """
 
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    body_timeout_s: float = BODY_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
 
     def _between_requests(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
 
+    def _awaiting_body(self) -> bool:
+        return self.cycle is not None and self.cycle.more_body and not self.cycle.response_complete
+
     def _arm(self) -> None:
         if self._header_timer is None:
-            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._too_slow)
 
     def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        for timer in (self._header_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._header_timer = self._body_timer = None
 
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        if self._between_requests() and not self.transport.is_closing():
+    def _too_slow(self) -> None:
+        self._header_timer = self._body_timer = None
+        if (self._between_requests() or self._awaiting_body()) and not self.transport.is_closing():
+            # The app sees a disconnect (read_body answers nothing and starts nothing).
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -497,12 +513,30 @@ class _HeaderDeadlineH11(H11Protocol):
         if self._between_requests():
             self._arm()
         super().data_received(data)
-        if not self._between_requests():
-            self._disarm()  # the headers are in: the request's own handling takes over
+        if self._between_requests():
+            return
+        if self._header_timer is not None:
+            # The headers are in: now the body has its own deadline, if one is to come.
+            self._header_timer.cancel()
+            self._header_timer = None
+            if self._awaiting_body():
+                self._body_timer = self.loop.call_later(self.body_timeout_s, self._too_slow)
+        if self._body_timer is not None and not self._awaiting_body():
+            self._body_timer.cancel()
+            self._body_timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+
+def deadline_protocol(header_timeout_s: float, body_timeout_s: float) -> type[H11Protocol]:
+    """The REST server's protocol class, with these deadlines."""
+    return type(
+        "DeadlineH11",
+        (_DeadlineH11,),
+        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
+    )
 
 
 class _QuietServer(uvicorn.Server):

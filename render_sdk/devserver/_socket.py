@@ -26,10 +26,16 @@ import sys
 import tempfile
 from asyncio.trsock import TransportSocket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ._constants import MAX_SOCKET_BODY_BYTES
+from ._constants import (
+    BODY_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    MAX_SOCKET_BODY_BYTES,
+    MAX_SOCKET_BUFFERED_BYTES,
+)
 
 Handler = Callable[[str, str, bytes], Awaitable[tuple[int, bytes]]]
 
@@ -40,8 +46,10 @@ _REASONS: Final = {
     403: "Forbidden",
     405: "Method Not Allowed",
     409: "Conflict",
+    408: "Request Timeout",
     413: "Payload Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 _MAX_HEADER_BYTES: Final = 64 * 1024
 #: macOS limits sun_path to 104 bytes; leave room for the file name.
@@ -59,6 +67,89 @@ class _BadRequest(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class BodyBudget:
+    """The bytes of request bodies every task socket together holds at once.
+
+    A request reserves its body's size before the body is read and gives it back once it
+    has been answered; a body that does not fit is refused with a 503 rather than read, so
+    memory stays bounded by ``limit`` however many connections send large bodies.
+    """
+
+    def __init__(self, limit: int = MAX_SOCKET_BUFFERED_BYTES) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; False (nothing reserved) when they do not fit."""
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        """Return bytes an earlier :meth:`take` reserved."""
+        self.used -= size
+
+
+@dataclass
+class _Hold:
+    """What one request reserved of the budget (given back when it is done)."""
+
+    budget: BodyBudget
+    size: int = 0
+
+    def take(self, size: int) -> None:
+        if not self.budget.take(size):
+            raise _BadRequest(
+                503,
+                f"the task server already holds {self.budget.used} bytes of request bodies "
+                f"(at most {self.budget.limit} at once); retry this {size}-byte body shortly",
+            )
+        self.size += size
+
+    def release(self) -> None:
+        self.budget.give_back(self.size)
+        self.size = 0
+
+
+class _Deadline:
+    """Closes a connection whose request does not arrive in time (slowloris).
+
+    One timer per phase (head, then body): a client that trickles bytes does not push it
+    back. When it fires the connection is aborted (a peer that reads nothing cannot hold it
+    open); a late body first gets a 408 if the socket takes it at once. A late head gets
+    none: on an idle keep-alive connection it could pass for the answer to a request the
+    client is sending just then.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._timer: asyncio.TimerHandle | None = None
+        self.expired = False
+
+    def arm(self, seconds: float, what: str | None) -> None:
+        """Expire in ``seconds``; ``what`` names the late part in a 408 (None: no answer)."""
+        self.disarm()
+        loop = asyncio.get_running_loop()
+        message = f"{what} not received within {seconds:g}s" if what else None
+        self._timer = loop.call_later(seconds, self._expire, message)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self, message: str | None) -> None:
+        self._timer = None
+        self.expired = True
+        transport = self._writer.transport
+        if not transport.is_closing():
+            if message is not None:
+                with contextlib.suppress(Exception):
+                    transport.write(_response_bytes(408, error_body(message), close=True))
+            transport.abort()
 
 
 def make_socket_dir() -> Path:
@@ -147,9 +238,29 @@ class TaskSocketServer:
     :func:`belongs_to` that process, and answered 403 otherwise.
     """
 
-    def __init__(self, path: Path, handler: Handler) -> None:
+    def __init__(
+        self,
+        path: Path,
+        handler: Handler,
+        *,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
+        budget: BodyBudget | None = None,
+    ) -> None:
+        """Args:
+        path: Where to listen.
+        handler: Answers each request.
+        header_timeout_s: Seconds a connection has to send a request's head, from
+            connecting or from the previous answer.
+        body_timeout_s: Seconds it then has to send the body.
+        budget: Shared by every socket of a server (bodies held at once, all sockets
+            together); a socket made without one has its own.
+        """
         self.path = path
         self._handler = handler
+        self._header_timeout_s = header_timeout_s
+        self._body_timeout_s = body_timeout_s
+        self._budget = budget if budget is not None else BodyBudget()
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task[None]] = set()
         self._owner: asyncio.Future[int] | None = None
@@ -188,12 +299,14 @@ class TaskSocketServer:
         task = asyncio.current_task()
         if task is not None:
             self._conns.add(task)
+        deadline = _Deadline(writer)
+        hold = _Hold(self._budget)
         try:
-            if not await self._admit(reader, writer):
+            if not await self._admit(reader, writer, deadline, hold):
                 return
             while True:
                 try:
-                    request = await _read_request(reader)
+                    request = await self._read(reader, deadline, hold)
                 except _BadRequest as exc:
                     await _respond(writer, exc.status, error_body(str(exc)), close=True)
                     return
@@ -204,6 +317,8 @@ class TaskSocketServer:
                     status, payload = await self._handler(method, path, body)
                 except Exception as exc:  # a handler bug must not kill the runner's call
                     status, payload = 500, error_body(f"internal error: {exc}")
+                del body
+                hold.release()
                 await _respond(writer, status, payload, close=not keep_alive)
                 if not keep_alive:
                     return
@@ -214,17 +329,43 @@ class TaskSocketServer:
             # frame; ending it normally keeps asyncio's stream callback from logging it.
             return
         finally:
+            deadline.disarm()
+            hold.release()
             if task is not None:
                 self._conns.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _read(
+        self, reader: asyncio.StreamReader, deadline: _Deadline, hold: _Hold
+    ) -> tuple[str, str, bytes, bool] | None:
+        """The next request, within the head and body deadlines; None at a clean end."""
+        deadline.arm(self._header_timeout_s, None)
+        try:
+            return await _read_request(
+                reader,
+                hold,
+                on_head=lambda: deadline.arm(self._body_timeout_s, "request body"),
+            )
+        except (_BadRequest, asyncio.IncompleteReadError, ConnectionError):
+            if deadline.expired:
+                return None  # already answered 408 and aborted
+            raise
+        finally:
+            deadline.disarm()
+
+    async def _admit(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        deadline: _Deadline,
+        hold: _Hold,
+    ) -> bool:
         """Whether the peer may use this socket; a refused peer gets 403 (after its request).
 
-        The request is read before answering, so that the peer sees the 403 rather than a
-        broken pipe while it is still sending.
+        The request is read before answering (within the same deadlines and budget), so
+        that the peer sees the 403 rather than a broken pipe while it is still sending.
         """
         owner = await asyncio.shield(self._owner_future())
         peer = peer_pid(writer.get_extra_info("socket"))
@@ -236,7 +377,10 @@ class TaskSocketServer:
         with contextlib.suppress(
             _BadRequest, asyncio.IncompleteReadError, asyncio.LimitOverrunError
         ):
-            await _read_request(reader)
+            await self._read(reader, deadline, hold)
+        hold.release()
+        if deadline.expired:
+            return False
         message = (
             f"this task socket belongs to another task attempt; process {peer} is not part of it"
         )
@@ -244,7 +388,10 @@ class TaskSocketServer:
         return False
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes, bool] | None:
+async def _read_request(
+    reader: asyncio.StreamReader, hold: _Hold, *, on_head: Callable[[], None]
+) -> tuple[str, str, bytes, bool] | None:
+    """One request; its body's bytes are reserved in ``hold`` before they are read."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
@@ -253,6 +400,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes, 
         raise _BadRequest(400, "incomplete request head") from None
     except asyncio.LimitOverrunError:
         raise _BadRequest(400, "request head too large") from None
+    on_head()
     if len(head) > _MAX_HEADER_BYTES:
         raise _BadRequest(400, "request head too large")
     lines = head.decode("latin-1").split("\r\n")
@@ -271,7 +419,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes, 
     connection = headers.get("connection", "").lower()
     keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = await _read_chunked(reader)
+        body = await _read_chunked(reader, hold)
     else:
         try:
             length = int(headers.get("content-length", "0"))
@@ -281,12 +429,13 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes, 
             raise _BadRequest(400, "invalid Content-Length")
         if length > MAX_SOCKET_BODY_BYTES:
             raise _BadRequest(413, f"body larger than {MAX_SOCKET_BODY_BYTES} bytes")
+        hold.take(length)
         body = await reader.readexactly(length) if length else b""
     path = target.split("?", 1)[0]
     return method.upper(), path, body, keep_alive
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+async def _read_chunked(reader: asyncio.StreamReader, hold: _Hold) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -303,16 +452,22 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         total += size
         if total > MAX_SOCKET_BODY_BYTES:
             raise _BadRequest(413, f"body larger than {MAX_SOCKET_BODY_BYTES} bytes")
+        # Twice: the chunks, then their join.
+        hold.take(2 * size)
         chunks.append(await reader.readexactly(size))
         await reader.readexactly(2)
 
 
-async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes, *, close: bool) -> None:
+def _response_bytes(status: int, body: bytes, *, close: bool) -> bytes:
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
         f"Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
         f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
     )
-    writer.write(head.encode("latin-1") + body)
+    return head.encode("latin-1") + body
+
+
+async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes, *, close: bool) -> None:
+    writer.write(_response_bytes(status, body, close=close))
     await writer.drain()
