@@ -44,6 +44,11 @@ def hold(s: str, t: float) -> int:
 @app.task
 def big(n: int) -> str:
     return "x" * n
+
+@app.task
+def hold_big(c: str, n: int, t: float) -> str:
+    time.sleep(t)
+    return c * n
 """
 
 
@@ -156,7 +161,8 @@ def test_never_reading_subscribers_share_one_frame(make_server: MakeServer, tmp_
 def test_slow_subscriber_is_dropped_and_resumes_with_last_event_id(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
-    # Two runs whose terminal frames are each ~8 MiB finish while the stream is not read
+    # Two runs whose terminal frames are each ~8 MiB (their results; an input may not be
+    # that large, MAX_INPUT_BYTES) finish while the stream is not read
     # (more than the kernel's socket buffers take): the second puts it over
     # SSE_SUBSCRIBER_MAX_BYTES behind, so the stream is dropped after the first; a resume
     # with its last id gets the other terminal state (its frame, larger than the history
@@ -165,8 +171,8 @@ def test_slow_subscriber_is_dropped_and_resumes_with_last_event_id(
     size = 8 * MiB
     assert 2 * size > SSE_SUBSCRIBER_MAX_BYTES
     with httpx.Client(base_url=server.url, timeout=60) as c:
-        a = start_run(c, "hold", ["a" * size, 2.0])
-        b = start_run(c, "hold", ["b" * size, 4.0])
+        a = start_run(c, "hold_big", ["a", size, 2.0])
+        b = start_run(c, "hold_big", ["b", size, 4.0])
         # Subscribe once both run, so the stream's only events are the two terminal ones.
         while any(c.get(f"/v1/task-runs/{r}").json()["status"] != "running" for r in (a, b)):
             time.sleep(0.05)
@@ -179,4 +185,4 @@ def test_slow_subscriber_is_dropped_and_resumes_with_last_event_id(
     ]
     rest = read_events(open_stream(server, f"{a},{b}", last_id=first[-1][0]))
     assert [(e[1], e[2]["id"]) for e in rest] == [("task.completed", b)]
-    assert rest[0][2]["results"] == [size]
+    assert rest[0][2]["results"] == ["b" * size]
