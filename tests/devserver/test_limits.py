@@ -76,29 +76,31 @@ time.sleep(60)
 OVERHEAD = 4
 
 
-def test_result_at_limit_completes_and_over_limit_fails_at_once(
-    make_server: MakeServer, tmp_path: Path
-) -> None:
+@pytest.fixture
+def big_server(make_server: MakeServer, tmp_path: Path) -> LocalServer:
     (tmp_path / "big_app.py").write_text(textwrap.dedent(BIG_APP))
-    server = make_server(app="big_app:app", cwd=tmp_path)
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+    return make_server(app="big_app:app", cwd=tmp_path)
+
+
+def _names_size_and_limit(message: str, size: int, limit: int) -> None:
+    assert f"{size} bytes" in message, message
+    assert f"limit of {limit} bytes" in message, message
+
+
+def test_result_at_limit_completes_and_over_limit_fails_at_once(big_server: LocalServer) -> None:
+    with httpx.Client(base_url=big_server.url, timeout=60) as c:
         at = wait_terminal(c, start_run(c, "big", [MAX_RESULT_BYTES - OVERHEAD]), 60)
         assert at["status"] == "completed"
         assert len(at["results"][0]) == MAX_RESULT_BYTES - OVERHEAD
         over = wait_terminal(c, start_run(c, "big", [MAX_RESULT_BYTES - OVERHEAD + 1]), 60)
     assert over["status"] == "failed", over["status"]
-    assert f"{MAX_RESULT_BYTES + 1} bytes" in over["error"], over["error"]
-    assert f"limit of {MAX_RESULT_BYTES} bytes" in over["error"], over["error"]
+    _names_size_and_limit(over["error"], MAX_RESULT_BYTES + 1, MAX_RESULT_BYTES)
     assert over["results"] in (None, []), "no partial result"
     assert len(over["attempts"]) == 1, "one attempt, failed by the runner's own check"
 
 
-def test_subtask_input_over_limit_fails_the_parent_at_once(
-    make_server: MakeServer, tmp_path: Path
-) -> None:
-    (tmp_path / "big_app.py").write_text(textwrap.dedent(BIG_APP))
-    server = make_server(app="big_app:app", cwd=tmp_path)
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+def test_subtask_input_over_limit_fails_the_parent_at_once(big_server: LocalServer) -> None:
+    with httpx.Client(base_url=big_server.url, timeout=60) as c:
         at = wait_terminal(c, start_run(c, "send_big", [MAX_INPUT_BYTES - OVERHEAD]), 60)
         assert at["status"] == "completed", at.get("error")
         assert at["results"] == [MAX_INPUT_BYTES - OVERHEAD]
@@ -107,20 +109,15 @@ def test_subtask_input_over_limit_fails_the_parent_at_once(
         took = time.monotonic() - began
         runs = c.get("/v1/task-runs", params={"taskSlug": "length", "limit": 100}).json()
     assert over["status"] == "failed", over
-    assert f"is {MAX_INPUT_BYTES + 1} bytes as JSON" in over["error"], over["error"]
-    assert f"limit of {MAX_INPUT_BYTES} bytes" in over["error"], over["error"]
+    _names_size_and_limit(over["error"], MAX_INPUT_BYTES + 1, MAX_INPUT_BYTES)
     assert "subtask 'length'" in over["error"], over["error"]
     assert len(over["attempts"]) == 1
     assert len(runs) == 1, "the over-limit subtask was never started"
     assert took < 30, f"failing took {took:.1f}s"
 
 
-def test_rest_input_over_limit_is_413_and_starts_nothing(
-    make_server: MakeServer, tmp_path: Path
-) -> None:
-    (tmp_path / "big_app.py").write_text(textwrap.dedent(BIG_APP))
-    server = make_server(app="big_app:app", cwd=tmp_path)
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+def test_rest_input_over_limit_is_413_and_starts_nothing(big_server: LocalServer) -> None:
+    with httpx.Client(base_url=big_server.url, timeout=60) as c:
         at = wait_terminal(c, start_run(c, "length", ["x" * (MAX_INPUT_BYTES - OVERHEAD)]))
         assert at["status"] == "completed"
         assert at["results"] == [MAX_INPUT_BYTES - OVERHEAD]
@@ -129,25 +126,20 @@ def test_rest_input_over_limit_is_413_and_starts_nothing(
             json={"task": "length", "input": ["x" * (MAX_INPUT_BYTES - OVERHEAD + 1)]},
         )
         assert r.status_code == 413, r.text
-        message = r.json()["message"]
-        assert f"{MAX_INPUT_BYTES + 1} bytes" in message
-        assert str(MAX_INPUT_BYTES) in message
+        _names_size_and_limit(r.json()["message"], MAX_INPUT_BYTES + 1, MAX_INPUT_BYTES)
         assert len(c.get("/v1/task-runs").json()) == 1, "nothing was started"
 
 
 def test_client_refuses_an_over_limit_input_before_sending(
-    make_server: MakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    big_server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "big_app.py").write_text(textwrap.dedent(BIG_APP))
-    server = make_server(app="big_app:app", cwd=tmp_path)
-    for name, value in server.client_env().items():
+    for name, value in big_server.client_env().items():
         monkeypatch.setenv(name, value)
     render = RenderSync()
     with pytest.raises(WireFormatError) as info:
         render.workflows.run_task("length", ["x" * (MAX_INPUT_BYTES - OVERHEAD + 1)])
-    assert f"is {MAX_INPUT_BYTES + 1} bytes as JSON" in str(info.value)
-    assert f"limit of {MAX_INPUT_BYTES} bytes" in str(info.value)
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    _names_size_and_limit(str(info.value), MAX_INPUT_BYTES + 1, MAX_INPUT_BYTES)
+    with httpx.Client(base_url=big_server.url, timeout=30) as c:
         assert c.get("/v1/task-runs").json() == [], "nothing reached the server"
 
 
@@ -161,13 +153,11 @@ def test_server_checks_payloads_of_a_runner_that_does_not(
         assert sub["status"] == "completed", sub
         status, message = sub["results"][0]
         assert status == 413, sub
-        assert f"{MAX_INPUT_BYTES + 4} bytes" in message
-        assert str(MAX_INPUT_BYTES) in message
+        _names_size_and_limit(message, MAX_INPUT_BYTES + 4, MAX_INPUT_BYTES)
         assert len(c.get("/v1/task-runs", params={"taskSlug": "length"}).json()) == 0
         res = wait_terminal(c, start_run(c, "raw_result", [MAX_RESULT_BYTES]), 60)
     assert res["status"] == "failed", res["status"]
-    assert f"{MAX_RESULT_BYTES + 4} bytes" in res["error"], res["error"]
-    assert f"limit of {MAX_RESULT_BYTES} bytes" in res["error"], res["error"]
+    _names_size_and_limit(res["error"], MAX_RESULT_BYTES + 4, MAX_RESULT_BYTES)
 
 
 async def _refusing_socket(tmp_path: Path) -> TaskSocketServer:
