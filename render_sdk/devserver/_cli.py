@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._constants import (
+    BODY_MIN_BYTES,
     BODY_TIMEOUT_S,
     DEFAULT_ENV_FILE,
     DEFAULT_HOST,
@@ -128,8 +129,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=BODY_TIMEOUT_S,
         metavar="SECONDS",
-        help="close a connection that has not sent a request's whole body this long after "
-        f"its headers (default {BODY_TIMEOUT_S:g})",
+        help=f"close a connection whose request body brings less than {BODY_MIN_BYTES // 1024} "
+        f"KiB in a window this long (default {BODY_TIMEOUT_S:g})",
     )
     p.add_argument("--sse-ping", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command that runs your app")

@@ -78,10 +78,12 @@ LISTENING_PREFIX: Final = "Listening on "
 #: it (or of connecting); slower connections are closed (slowloris). REST and task sockets;
 #: ``--header-timeout`` overrides it.
 HEADER_TIMEOUT_S: Final = 10.0
-#: A client must finish sending a request's body within this many seconds of the end of its
-#: headers, however it trickles; slower connections are closed. REST and task sockets;
+#: A request's body must keep arriving: at least BODY_MIN_BYTES (or all of the rest) in every
+#: window of this many seconds from the end of its headers; a body that stalls or trickles is
+#: closed (a 5 GiB object upload at any reasonable rate is not). REST and task sockets;
 #: ``--body-timeout`` overrides it.
 BODY_TIMEOUT_S: Final = 30.0
+BODY_MIN_BYTES: Final = 64 * 1024
 
 #: Console line that starts a failed registration's report (LocalServer looks for it);
 #: the command's own output follows, each line indented by REGISTRATION_OUTPUT_INDENT

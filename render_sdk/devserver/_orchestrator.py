@@ -360,7 +360,7 @@ class Orchestrator:
             ``pending``. Default: what the fd limit and the CPU count allow
             (:func:`._limits.default_concurrency`).
         header_timeout_s: Seconds a task-socket connection has to send a request's head.
-        body_timeout_s: Seconds it then has to send the body.
+        body_timeout_s: Windows in which the body must bring ``BODY_MIN_BYTES``.
     """
 
     def __init__(

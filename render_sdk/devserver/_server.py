@@ -21,6 +21,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._constants import (
+    BODY_MIN_BYTES,
     BODY_TIMEOUT_S,
     DB_FILENAME,
     HEADER_TIMEOUT_S,
@@ -75,7 +76,7 @@ class ServerConfig:
     max_concurrency: int | None = None
     #: Seconds a connection (REST or task socket) has to send a request's headers.
     header_timeout_s: float = HEADER_TIMEOUT_S
-    #: Seconds it then has to send the request's body.
+    #: Windows in which a request's body must bring ``BODY_MIN_BYTES`` (or the rest of it).
     body_timeout_s: float = BODY_TIMEOUT_S
 
 
@@ -474,14 +475,17 @@ class _DeadlineH11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with deadlines on each request's headers and body.
 
     uvicorn times out idle keep-alive connections but neither a request whose headers
-    trickle in nor one whose body never comes (slowloris): 1,000 such connections would
-    hold 1,000 fds forever. Each phase has one timer, which trickled bytes do not push back.
+    trickle in nor one whose body stalls (slowloris): 1,000 such connections would hold
+    1,000 fds forever. The headers have one timer, which trickled bytes do not push back;
+    the body has windows of ``body_timeout_s``, each of which must bring ``BODY_MIN_BYTES``
+    (or the rest of the body), so a large upload at any reasonable rate goes through.
     """
 
     header_timeout_s: float = HEADER_TIMEOUT_S
     body_timeout_s: float = BODY_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
     _body_timer: asyncio.TimerHandle | None = None
+    _body_window_bytes = 0
 
     def _between_requests(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -493,11 +497,22 @@ class _DeadlineH11(H11Protocol):
         if self._header_timer is None:
             self._header_timer = self.loop.call_later(self.header_timeout_s, self._too_slow)
 
+    def _arm_body(self) -> None:
+        self._body_window_bytes = 0
+        self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_window_ended)
+
     def _disarm(self) -> None:
         for timer in (self._header_timer, self._body_timer):
             if timer is not None:
                 timer.cancel()
         self._header_timer = self._body_timer = None
+
+    def _body_window_ended(self) -> None:
+        self._body_timer = None
+        if self._body_window_bytes >= BODY_MIN_BYTES:
+            self._arm_body()
+        else:
+            self._too_slow()
 
     def _too_slow(self) -> None:
         self._header_timer = self._body_timer = None
@@ -520,7 +535,9 @@ class _DeadlineH11(H11Protocol):
             self._header_timer.cancel()
             self._header_timer = None
             if self._awaiting_body():
-                self._body_timer = self.loop.call_later(self.body_timeout_s, self._too_slow)
+                self._arm_body()
+        elif self._body_timer is not None:
+            self._body_window_bytes += len(data)
         if self._body_timer is not None and not self._awaiting_body():
             self._body_timer.cancel()
             self._body_timer = None

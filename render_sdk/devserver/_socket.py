@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from ._constants import (
+    BODY_MIN_BYTES,
     BODY_TIMEOUT_S,
     HEADER_TIMEOUT_S,
     MAX_SOCKET_BODY_BYTES,
@@ -52,6 +53,8 @@ _REASONS: Final = {
     503: "Service Unavailable",
 }
 _MAX_HEADER_BYTES: Final = 64 * 1024
+#: Bytes of a body asked of the stream at once.
+_READ_SLICE: Final = 1024 * 1024
 #: macOS limits sun_path to 104 bytes; leave room for the file name.
 _MAX_DIR_LEN: Final = 80
 #: Random bytes in a socket's name: 16 URL-safe characters, within the room left above.
@@ -117,9 +120,11 @@ class _Hold:
 class _Deadline:
     """Closes a connection whose request does not arrive in time (slowloris).
 
-    One timer per phase (head, then body): a client that trickles bytes does not push it
-    back. When it fires the connection is aborted (a peer that reads nothing cannot hold it
-    open); a late body first gets a 408 if the socket takes it at once. A late head gets
+    The head has one timer, which trickled bytes do not push back. The body has windows of
+    the same length: each in which at least ``min_bytes`` arrived starts the next, so a
+    large body keeps coming at any reasonable rate while one that stalls or trickles is
+    cut. When it fires the connection is aborted (a peer that reads nothing cannot hold it
+    open); a stalled body first gets a 408 if the socket takes it at once. A late head gets
     none: on an idle keep-alive connection it could pass for the answer to a request the
     client is sending just then.
     """
@@ -127,29 +132,46 @@ class _Deadline:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
         self._timer: asyncio.TimerHandle | None = None
+        self._seconds = 0.0
+        self._min_bytes: int | None = None
+        self._window_bytes = 0
         self.expired = False
 
-    def arm(self, seconds: float, what: str | None) -> None:
-        """Expire in ``seconds``; ``what`` names the late part in a 408 (None: no answer)."""
+    def arm(self, seconds: float, *, min_bytes: int | None = None) -> None:
+        """Expire in ``seconds`` (a head), or unless ``min_bytes`` arrive per ``seconds``."""
         self.disarm()
-        loop = asyncio.get_running_loop()
-        message = f"{what} not received within {seconds:g}s" if what else None
-        self._timer = loop.call_later(seconds, self._expire, message)
+        self._seconds = seconds
+        self._min_bytes = min_bytes
+        self._window_bytes = 0
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._tick)
+
+    def progress(self, size: int) -> None:
+        """``size`` more bytes of the body arrived."""
+        self._window_bytes += size
 
     def disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _expire(self, message: str | None) -> None:
+    def _tick(self) -> None:
         self._timer = None
+        if self._min_bytes is not None and self._window_bytes >= self._min_bytes:
+            self._window_bytes = 0
+            self._timer = asyncio.get_running_loop().call_later(self._seconds, self._tick)
+            return
         self.expired = True
         transport = self._writer.transport
-        if not transport.is_closing():
-            if message is not None:
-                with contextlib.suppress(Exception):
-                    transport.write(_response_bytes(408, error_body(message), close=True))
-            transport.abort()
+        if transport.is_closing():
+            return
+        if self._min_bytes is not None:
+            message = (
+                f"request body stalled: less than {self._min_bytes} bytes arrived "
+                f"in {self._seconds:g}s"
+            )
+            with contextlib.suppress(Exception):
+                transport.write(_response_bytes(408, error_body(message), close=True))
+        transport.abort()
 
 
 def make_socket_dir() -> Path:
@@ -252,7 +274,8 @@ class TaskSocketServer:
         handler: Answers each request.
         header_timeout_s: Seconds a connection has to send a request's head, from
             connecting or from the previous answer.
-        body_timeout_s: Seconds it then has to send the body.
+        body_timeout_s: Windows in which the body must then bring ``BODY_MIN_BYTES``
+            (or the rest of it).
         budget: Shared by every socket of a server (bodies held at once, all sockets
             together); a socket made without one has its own.
         """
@@ -341,12 +364,13 @@ class TaskSocketServer:
         self, reader: asyncio.StreamReader, deadline: _Deadline, hold: _Hold
     ) -> tuple[str, str, bytes, bool] | None:
         """The next request, within the head and body deadlines; None at a clean end."""
-        deadline.arm(self._header_timeout_s, None)
+        deadline.arm(self._header_timeout_s)
         try:
             return await _read_request(
                 reader,
                 hold,
-                on_head=lambda: deadline.arm(self._body_timeout_s, "request body"),
+                deadline,
+                on_head=lambda: deadline.arm(self._body_timeout_s, min_bytes=BODY_MIN_BYTES),
             )
         except (_BadRequest, asyncio.IncompleteReadError, ConnectionError):
             if deadline.expired:
@@ -389,9 +413,14 @@ class TaskSocketServer:
 
 
 async def _read_request(
-    reader: asyncio.StreamReader, hold: _Hold, *, on_head: Callable[[], None]
+    reader: asyncio.StreamReader,
+    hold: _Hold,
+    deadline: _Deadline,
+    *,
+    on_head: Callable[[], None],
 ) -> tuple[str, str, bytes, bool] | None:
-    """One request; its body's bytes are reserved in ``hold`` before they are read."""
+    """One request; its body's bytes are reserved in ``hold`` before they are read, and
+    their arrival is reported to ``deadline``."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
@@ -419,7 +448,7 @@ async def _read_request(
     connection = headers.get("connection", "").lower()
     keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = await _read_chunked(reader, hold)
+        body = await _read_chunked(reader, hold, deadline)
     else:
         try:
             length = int(headers.get("content-length", "0"))
@@ -430,12 +459,26 @@ async def _read_request(
         if length > MAX_SOCKET_BODY_BYTES:
             raise _BadRequest(413, f"body larger than {MAX_SOCKET_BODY_BYTES} bytes")
         hold.take(length)
-        body = await reader.readexactly(length) if length else b""
+        body = await _read_exactly(reader, length, deadline)
     path = target.split("?", 1)[0]
     return method.upper(), path, body, keep_alive
 
 
-async def _read_chunked(reader: asyncio.StreamReader, hold: _Hold) -> bytes:
+async def _read_exactly(reader: asyncio.StreamReader, size: int, deadline: _Deadline) -> bytes:
+    """``size`` bytes, read in slices so that the deadline sees the body progress."""
+    parts: list[bytes] = []
+    missing = size
+    while missing:
+        part = await reader.read(min(missing, _READ_SLICE))
+        if not part:
+            raise asyncio.IncompleteReadError(b"".join(parts), size)
+        deadline.progress(len(part))
+        parts.append(part)
+        missing -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)  # no copy for one slice
+
+
+async def _read_chunked(reader: asyncio.StreamReader, hold: _Hold, deadline: _Deadline) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -454,7 +497,7 @@ async def _read_chunked(reader: asyncio.StreamReader, hold: _Hold) -> bytes:
             raise _BadRequest(413, f"body larger than {MAX_SOCKET_BODY_BYTES} bytes")
         # Twice: the chunks, then their join.
         hold.take(2 * size)
-        chunks.append(await reader.readexactly(size))
+        chunks.append(await _read_exactly(reader, size, deadline))
         await reader.readexactly(2)
 
 

@@ -5,12 +5,13 @@ large partial bodies on the task sockets are held within one shared budget."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -39,8 +40,24 @@ app = Workflows()
 def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
-def head(extra=b""):
-    return b"POST /callback HTTP/1.1\\r\\nHost: task\\r\\n" + extra
+def head(extra=b"", target=b"/callback"):
+    return b"POST " + target + b" HTTP/1.1\\r\\nHost: task\\r\\n" + extra
+
+def steady_request(path):
+    # A 3 MiB body sent in slices over longer than the body timeout, but never stalling.
+    import base64, json
+    payload = base64.b64encode(json.dumps(["x" * (2 * 1024 * 1024)]).encode()).decode()
+    body = json.dumps({"task_name": "square", "input": payload}).encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    extra = f"Content-Length: {len(body)}\\r\\nConnection: close\\r\\n\\r\\n".encode()
+    s.sendall(head(extra, b"/run-subtask"))
+    for i in range(0, len(body), 256 * 1024):
+        time.sleep(0.3)
+        s.sendall(body[i:i + 256 * 1024])
+    answer = s.recv(100).split(b"\\r\\n")[0].decode()
+    s.close()
+    return answer
 
 @app.task
 def square(x: int) -> int:
@@ -67,6 +84,7 @@ def slowloris(n: int, server_pid: int, wait_s: float) -> dict:
     probe.sendall(b"GET /input HTTP/1.1\\r\\nHost: task\\r\\nConnection: close\\r\\n\\r\\n")
     normal = probe.recv(100).split(b"\\r\\n")[0].decode()
     probe.close()
+    steady = steady_request(path)
     began = time.monotonic()
     closed, answers = 0, {}
     for s in socks:
@@ -88,7 +106,7 @@ def slowloris(n: int, server_pid: int, wait_s: float) -> dict:
     for s in socks:
         s.close()
     return {"before": before, "during": during, "after": after, "closed": closed,
-            "seconds": seconds, "normal": normal, "answers": answers}
+            "seconds": seconds, "normal": normal, "answers": answers, "steady": steady}
 
 @app.task
 def hog(n: int, size: int, server_pid: int) -> dict:
@@ -215,6 +233,18 @@ def test_slow_rest_clients_are_cut_off_and_their_fds_come_back(
             time.sleep(0.1)
         assert _fds(server.pid) <= baseline
         assert c.get("/v1/tasks").status_code == 200
+        # A large body that keeps coming is not cut, however long it takes in all.
+        r = c.post(
+            "/v1/task-runs", content=_steady_body(), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 202, r.text
+
+
+def _steady_body() -> Iterator[bytes]:
+    body = json.dumps({"task": "square", "input": ["x" * (2 * 1024 * 1024)]}).encode()
+    for i in range(0, len(body), 256 * 1024):
+        time.sleep(0.3)
+        yield body[i : i + 256 * 1024]
 
 
 def test_slow_task_socket_clients_are_cut_off_and_their_fds_come_back(
@@ -229,6 +259,7 @@ def test_slow_task_socket_clients_are_cut_off_and_their_fds_come_back(
     assert done["status"] == "completed", done.get("error")
     out = done["results"][0]
     assert out["normal"] == "HTTP/1.1 200 OK", out
+    assert out["steady"] == "HTTP/1.1 200 OK", out
     assert out["during"] >= out["before"] + SLOW, out
     assert out["closed"] == SLOW, out
     assert out["seconds"] < BODY_S + MARGIN_S, out
