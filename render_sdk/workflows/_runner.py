@@ -297,9 +297,26 @@ def _run_sync(
     finally:
         current_session.reset(token)
     body, error = _result_callback(result, spec.name)
-    _post_callback(client, body)
+    try:
+        _post_callback(client, body)
+    except _errors.ClientError as exc:
+        refusal = _refused_result(body, exc)
+        if refusal is None:
+            raise
+        _post_callback(client, refusal)
+        raise
     if error is not None:
         raise error
+
+
+def _refused_result(sent: CallbackRequest, exc: _errors.ClientError) -> CallbackRequest | None:
+    """The error callback that reports a result the server refused as too large (413), so
+    the run fails at once with the server's reason; None for any other refusal."""
+    from .._gen.render.tasksocket.v1 import CallbackRequest, TaskError
+
+    if sent.complete is None or exc.status_code != 413:
+        return None
+    return CallbackRequest(error=TaskError(details=f"the task server refused the result: {exc}"))
 
 
 def call_in_thread(spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -353,7 +370,14 @@ async def _run_async(
         current_session.reset(token)
         session.cancel_orphans()
     body, error = _result_callback(result, spec.name)
-    await _acallback(client, body)
+    try:
+        await _acallback(client, body)
+    except _errors.ClientError as exc:
+        refusal = _refused_result(body, exc)
+        if refusal is None:
+            raise
+        await _acallback(client, refusal)
+        raise
     if error is not None:
         raise error
 

@@ -79,6 +79,8 @@ class SocketServer:
     #: Names /run-subtask answers 404 for.
     unknown_tasks: set[str] = field(default_factory=set)
     long_poll: bool = True
+    #: A /callback body longer than this is answered 413 (as a server with a smaller cap).
+    callback_limit: int | None = None
 
     requests: list[Recorded] = field(default_factory=list)
     children: dict[str, _Child] = field(default_factory=dict)
@@ -155,6 +157,11 @@ class SocketServer:
             if count <= self.fail_first.get(target, 0):
                 await self._answer(writer, 503, ErrorResponse(message="try again later"))
                 return
+            limit = self.callback_limit
+            if target == "/callback" and limit is not None and len(body) > limit:
+                message = f"body larger than {limit} bytes"
+                await self._answer(writer, 413, ErrorResponse(message=message))
+                return
             status, message = await self._route(method, target, body)
             await self._answer(writer, status, message)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -167,7 +174,13 @@ class SocketServer:
 
     async def _answer(self, writer: asyncio.StreamWriter, status: int, message: Any) -> None:
         body = b"" if message is None else _wire.dumps(message, _wire.SOCKET)
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
+        reason = {
+            200: "OK",
+            400: "Bad Request",
+            404: "Not Found",
+            413: "Payload Too Large",
+            503: "Service Unavailable",
+        }
         head = (
             f"HTTP/1.1 {status} {reason.get(status, 'Status')}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"

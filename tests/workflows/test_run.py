@@ -228,6 +228,23 @@ async def test_bad_runs_are_reported_not_lost(
     assert needle in callback.error.details
 
 
+@pytest.mark.parametrize("task", ["greet", "async_echo"])
+async def test_a_result_refused_as_too_large_fails_the_run_with_the_reason(
+    sock_dir: Path, task: str
+) -> None:
+    # A server with a smaller cap than the runner's own limit answers 413: the runner
+    # reports that as the run's error at once instead of retrying or exiting silently.
+    done, callback, server = await run_task(sock_dir, task, ["x" * 3000], callback_limit=2000)
+    assert done.returncode == 1
+    assert callback.error is not None
+    assert callback.error.details == (
+        "the task server refused the result: post callback failed with status 413: "
+        "body larger than 2000 bytes"
+    )
+    assert len(server.calls("/callback")) == 2
+    assert "retrying" not in done.stderr
+
+
 async def test_unknown_subtask_is_a_client_error_not_retried(sock_dir: Path) -> None:
     done, callback, server = await run_task(
         sock_dir, "unknown_child", [], on_subtask=simulate_square, unknown_tasks={"square"}
