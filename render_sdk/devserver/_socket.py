@@ -12,6 +12,10 @@ process the socket was made for, and every accepted connection is checked agains
 through the kernel's peer credentials (``SO_PEERCRED`` on Linux, ``LOCAL_PEERPID`` on
 macOS). A connection from any other process is answered 403 and never reaches the
 handler. Where the platform reports no peer process, only the unguessable name remains.
+
+Every connection has deadlines (a request's head, then its body must keep coming), and
+the bodies all sockets of a server hold at once share one :class:`BodyBudget`; a body that
+does not fit is answered 503 before it is read.
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ _REASONS: Final = {
     404: "Not Found",
     403: "Forbidden",
     405: "Method Not Allowed",
-    409: "Conflict",
     408: "Request Timeout",
+    409: "Conflict",
     413: "Payload Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
