@@ -58,6 +58,11 @@ def _effects(workdir: Path) -> list[int]:
     return sorted(int(x) for x in path.read_text().split()) if path.exists() else []
 
 
+def _failed_children(c: httpx.Client, root_id: str) -> int:
+    runs = c.get("/v1/task-runs", params={"rootTaskRunId": root_id, "limit": 100}).json()
+    return sum(r["status"] == "failed" for r in runs if r["id"] != root_id)
+
+
 def test_retried_parent_reuses_the_children_of_its_killed_attempt(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
@@ -68,8 +73,8 @@ def test_retried_parent_reuses_the_children_of_its_killed_attempt(
     with httpx.Client(base_url=server.url, timeout=30) as c:
         run_id = start_run(c, "parent", [str(workdir)])
         deadline = time.monotonic() + 60
-        # The first attempt's children have all started (and the failing one has failed).
-        while _effects(workdir) != [-1, 1, 2, 2]:
+        # The first attempt's children have all started, and the failing one has failed.
+        while _effects(workdir) != [-1, 1, 2, 2] or _failed_children(c, run_id) != 1:
             assert time.monotonic() < deadline, _effects(workdir)
             time.sleep(0.05)
         os.kill(int((workdir / "parent-0").read_text()), signal.SIGKILL)
