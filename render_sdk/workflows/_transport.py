@@ -424,7 +424,6 @@ class AsyncSocketClient:
 
     async def _exchange(self, request: bytes, timeout: float) -> Response:
         import asyncio
-        import contextlib
         import socket
 
         async def exchange() -> Response:
@@ -455,8 +454,11 @@ class AsyncSocketClient:
                 finally:
                     if not sending.done():
                         sending.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, OSError):
-                        await sending
+                    # Waited for, not awaited: its own error is read below, and a
+                    # cancellation of this exchange still propagates.
+                    await asyncio.wait([sending])
+                    if not sending.cancelled():
+                        sending.exception()
 
         try:
             return await asyncio.wait_for(exchange(), timeout)

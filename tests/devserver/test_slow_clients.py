@@ -225,6 +225,7 @@ def test_slow_rest_clients_are_cut_off_and_their_fds_come_back(
             for sock in socks:
                 sock.close()
         assert still_open == [], f"{len(still_open)} slow connections were not closed"
+        print(f"{SLOW} slow REST connections closed within {took:.1f}s (fds back to {baseline})")
         assert took < BODY_S + MARGIN_S
         fd_deadline = time.monotonic() + 10
         while _fds(server.pid) > baseline and time.monotonic() < fd_deadline:
@@ -259,6 +260,7 @@ def test_slow_task_socket_clients_are_cut_off_and_their_fds_come_back(
     assert out["normal"] == "HTTP/1.1 200 OK", out
     assert out["steady"] == "HTTP/1.1 404 Not Found", out
     assert out["closed"] == SLOW, out
+    print(f"{SLOW} slow task-socket connections closed within {out['seconds']:.1f}s; fds {out}")
     assert out["seconds"] < BODY_S + MARGIN_S, out
     # A late head is dropped silently; a late body is told why.
     assert out["answers"] == {
@@ -284,6 +286,7 @@ def test_large_partial_bodies_share_one_budget(make_server: MakeServer, tmp_path
             == ["HTTP/1.1 503 Service Unavailable"] * (n - fits) + ["held"] * fits
         ), out["outcome"]
         grown = (out["hwm_kib"] - baseline) * 1024
+        print(f"{n} x {size // 2**20} MiB partial bodies: server peak RSS +{grown / 2**20:.0f} MiB")
         # Bounded by the budget (plus the reader's slack), not by 8 x 63 MB.
         assert grown < MAX_SOCKET_BUFFERED_BYTES + 64 * 1024 * 1024, grown
         # The held bodies were given back: normal work goes on.
