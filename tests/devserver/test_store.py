@@ -127,3 +127,41 @@ def test_logs_are_batched_ordered_and_filtered(tmp_path: Path) -> None:
     reopened = Store(tmp_path / "s.db")
     assert len(reopened.query_logs(LogFilter(), limit=10)[0]) == 3
     reopened.close()
+
+
+def test_reusable_child_is_an_earlier_attempts_live_or_completed_identical_call(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "state.sqlite3")
+    store.set_tasks([("sq", RetryPolicy(), None), ("other", RetryPolicy(), None)])
+    parent = store.create_run(run_id="trn-p", task_name="sq", input_json=b"[]")
+    store.start_attempt(parent)  # attempt 0 starts four children
+
+    def child(run_id: str, task: str, input_json: bytes) -> str:
+        return store.create_run(
+            run_id=run_id, task_name=task, input_json=input_json, parent=parent
+        ).id
+
+    child("trn-a", "sq", b"[1]")
+    child("trn-b", "sq", b"[1]")
+    failed = store.runs[child("trn-f", "sq", b"[2]")]
+    store.start_attempt(failed)
+    store.finish_attempt(failed, attempt_status=RunStatus.FAILED, run_status=RunStatus.FAILED)
+    child("trn-o", "other", b"[1]")
+    assert store.reusable_child(parent, 0, "sq", b"[1]", claimed=()) is None, "same attempt"
+    store.finish_attempt(parent, attempt_status=RunStatus.FAILED, run_status=RunStatus.PENDING)
+    store.start_attempt(parent)  # attempt 1 repeats the calls
+
+    def reuse(task: str, input_json: bytes, claimed: set[str]) -> str | None:
+        found = store.reusable_child(parent, 1, task, input_json, claimed=claimed)
+        return found.id if found is not None else None
+
+    assert reuse("sq", b"[1]", set()) == "trn-a"  # the oldest first
+    assert reuse("sq", b"[1]", {"trn-a"}) == "trn-b"  # the second identical call
+    assert reuse("sq", b"[1]", {"trn-a", "trn-b"}) is None  # a third starts anew
+    assert reuse("sq", b"[2]", set()) is None  # its child failed
+    assert reuse("other", b"[1]", set()) == "trn-o"
+    assert reuse("sq", b"[3]", set()) is None  # a call attempt 0 did not make
+    child("trn-n", "sq", b"[3]")  # ... which attempt 1 then starts itself
+    assert reuse("sq", b"[3]", set()) is None, "not reused by the attempt that started it"
+    store.close()
