@@ -37,6 +37,10 @@ TS_DIR = ROOT / "clients" / "typescript"
 #: The official SDKs, each in its own virtualenv: name -> pip requirement.
 OFFICIAL_SDKS = {"render_sdk-0.4.0": "render_sdk==0.4.0", "render-1.5.0": "render==1.5.0"}
 OFFICIAL_VENVS = ROOT / ".venvs"
+#: Benchmark peers the test suite runs (tests/test_bench_peers.py: the harness in quick mode
+#: for ours and this one cheap peer); benchmarks/bench_peers.py makes its virtualenv.
+BENCH_PEERS_FOR_TESTS = ("huey",)
+BENCH_PEER_VENVS = OFFICIAL_VENVS / "bench-peers"
 #: Every CPython the project supports (pyproject classifiers). The full gate runs on the
 #: interpreter running this script; the pytest suite also runs on each other one found.
 SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
@@ -93,6 +97,9 @@ def setup_externals() -> None:
         venv.EnvBuilder(with_pip=True, clear=True).create(target)
         run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", requirement])
         sdk_stamp.touch()
+    for module in BENCH_PEERS_FOR_TESTS:
+        if not (BENCH_PEER_VENVS / module / ".installed").exists():
+            run([sys.executable, "benchmarks/bench_peers.py", "--install", module])
 
 
 def find_interpreter(version: str) -> Path | None:

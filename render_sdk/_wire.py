@@ -98,6 +98,17 @@ REST: Final = Dialect("rest", camel_case=True)
 SOCKET: Final = Dialect("socket", camel_case=False)
 
 
+# --------------------------------------------------------------------------- HTTP facts
+
+#: Response header of ``GET /task-runs/events`` by which a server promises that a new stream
+#: starts with the current state of every requested run that is already terminal (and, with
+#: ``Last-Event-ID``, replays what was missed). A client that sees it needs no ``GET`` of each
+#: run after subscribing; Render's own servers do not send it, so clients read the runs then.
+EVENTS_REPLAY_HEADER: Final = "X-Render-Events-Replay"
+#: The header's one value so far.
+EVENTS_REPLAY_TERMINAL: Final = "terminal"
+
+
 # --------------------------------------------------------------------------- JSON values
 
 

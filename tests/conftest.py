@@ -30,6 +30,7 @@ _DEV = _load_dev_script()
 EXTERNALS = (
     *(_DEV.OFFICIAL_VENVS / name / ".installed" for name in _DEV.OFFICIAL_SDKS),
     _DEV.NODE_DIR / "node_modules" / ".installed",
+    *(_DEV.BENCH_PEER_VENVS / module / ".installed" for module in _DEV.BENCH_PEERS_FOR_TESTS),
 )
 
 
@@ -78,3 +79,10 @@ def node_packages() -> Path:
     node_dir = ROOT / "build_tools" / "node"
     ensure_externals(node_dir / "node_modules" / ".installed")
     return node_dir
+
+
+@pytest.fixture
+def bench_peers_for_tests() -> None:
+    """The benchmark peers' virtualenvs that tests/test_bench_peers.py runs (Huey)."""
+    for module in _DEV.BENCH_PEERS_FOR_TESTS:
+        ensure_externals(_DEV.BENCH_PEER_VENVS / module / ".installed")

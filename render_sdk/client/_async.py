@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-from collections.abc import AsyncGenerator, Generator, Iterable
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -103,11 +103,139 @@ class AwaitableTaskRun:
         return f"AwaitableTaskRun(id={self.id!r}, status={self.status!r})"
 
 
+class _SharedWaits:
+    """The waits of one client share event streams instead of opening one each.
+
+    A wait registers its run and waits on a future. One stream is opening at a time; the
+    runs whose waits began while it was opening are covered by the next stream, so a
+    ``gather`` over many runs, or many workers each awaiting a run, need a few streams
+    rather than one per run. Each stream ends once its runs are terminal, or is closed
+    when nobody waits for any of its runs any more (a wait that timed out or was
+    cancelled). A stream's error goes to every wait still open on it.
+    """
+
+    def __init__(self, service: WorkflowsService) -> None:
+        self._service = service
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._waiters: dict[str, set[asyncio.Future[TaskRunDetails]]] = {}
+        self._queued: list[str] = []
+        self._covering: dict[str, asyncio.Task[None]] = {}
+        self._streams: dict[asyncio.Task[None], P.EventStream] = {}
+        self._opener: asyncio.Task[None] | None = None
+
+    async def wait(self, state: P.EventStream) -> TaskRunDetails:
+        """The first terminal state of ``state``'s one run (raises what its stream raised).
+
+        Raises:
+            TimeoutError: ``state``'s deadline passed first (chained from the stream's last
+                connection failure, when there was one).
+        """
+        run_id = state.ids[0]
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A later asyncio.run(): what was open belonged to a loop that is gone.
+            self._loop = loop
+            self._reset()
+        future: asyncio.Future[TaskRunDetails] = loop.create_future()
+        waiters = self._waiters.setdefault(run_id, set())
+        stream = self._covering.get(run_id)
+        # A stream that already passed the run's final state on will not repeat it.
+        covered = stream is not None and run_id not in self._streams[stream].done
+        if not covered and run_id not in self._queued:
+            self._queued.append(run_id)
+        waiters.add(future)
+        if self._opener is None or self._opener.done():
+            self._opener = loop.create_task(self._open())
+        try:
+            if state.deadline is None:
+                return await future
+            # Not wait_for: the future stays registered until the stream's error is read.
+            done, _ = await asyncio.wait({future}, timeout=state.remaining())
+            if not done:
+                last = self.last_error(run_id)
+                raise P.timeout_error(state) from last
+            return future.result()
+        finally:
+            waiters.discard(future)
+            if not waiters and self._waiters.get(run_id) is waiters:
+                del self._waiters[run_id]
+                self._release(run_id)
+
+    def _release(self, run_id: str) -> None:
+        """Nobody waits for ``run_id`` any more: drop it, and its stream if that is idle."""
+        if run_id in self._queued:
+            self._queued.remove(run_id)
+        stream = self._covering.get(run_id)
+        if stream is not None and not any(i in self._waiters for i in self._streams[stream].ids):
+            stream.cancel()
+
+    def last_error(self, run_id: str) -> RenderError | None:
+        """The last connection failure of the stream covering ``run_id``, if any."""
+        stream = self._covering.get(run_id)
+        return self._streams[stream].last_error if stream is not None else None
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queued:
+            await asyncio.sleep(0)  # waits begun in the same step join this stream
+            ids, self._queued = self._queued, []
+            if not ids:
+                continue
+            opened = asyncio.Event()
+            state = P.EventStream(ids=ids, all_events=False)
+            stream = loop.create_task(self._watch(state, opened.set))
+            self._streams[stream] = state
+            for run_id in ids:
+                self._covering[run_id] = stream
+            signal = loop.create_task(opened.wait())
+            try:
+                await asyncio.wait({stream, signal}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                signal.cancel()
+
+    async def _watch(self, state: P.EventStream, on_open: Callable[[], None]) -> None:
+        error: BaseException | None = None
+        try:
+            async with contextlib.aclosing(self._service._stream(state, on_open)) as events:
+                async for details in events:
+                    self._settle(details.id, details, None)
+            if not state.finished:
+                error = P.stream_ended_error()
+        except Exception as exc:
+            error = exc
+        finally:
+            on_open()
+            stream = asyncio.current_task()
+            for run_id in state.ids:
+                if self._covering.get(run_id) is stream:
+                    del self._covering[run_id]
+            self._streams.pop(stream, None)  # type: ignore[arg-type]
+        if error is not None:
+            for run_id in state.pending:
+                self._settle(run_id, None, error)
+
+    def _settle(
+        self, run_id: str, details: TaskRunDetails | None, error: BaseException | None
+    ) -> None:
+        for future in self._waiters.get(run_id, ()):
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert details is not None
+                future.set_result(details)
+
+
 class WorkflowsService:
     """Run, watch, cancel and list task runs (``render.workflows``)."""
 
     def __init__(self, http: AsyncHTTP) -> None:
         self._http = http
+        self._waits = _SharedWaits(self)
 
     async def run_task(
         self,
@@ -226,26 +354,17 @@ class WorkflowsService:
         return P.parse_logs(response.content)
 
     async def _wait(self, task_run_id: str, timeout: float | None) -> TaskRunDetails:
-        state = P.wait_stream(task_run_id, timeout)
-        if state.deadline is None:
-            return await self._first_final(state)
-        # The deadline also bounds the waits the stream's read timeout cannot see
-        # (reconnect sleeps, a stream that trickles pings).
-        try:
-            return await asyncio.wait_for(self._first_final(state), state.remaining())
-        except asyncio.TimeoutError as exc:
-            raise P.timeout_error(state) from exc
+        # The run's id is checked here; its stream is shared with the client's other waits.
+        # The deadline bounds the whole wait, reconnect sleeps and trickling pings included.
+        return await self._waits.wait(P.wait_stream(task_run_id, timeout))
 
-    async def _first_final(self, state: P.EventStream) -> TaskRunDetails:
-        async with contextlib.aclosing(self._stream(state)) as events:
-            async for details in events:
-                return details
-        raise P.wait_ended_error(state)
-
-    async def _stream(self, state: P.EventStream) -> AsyncGenerator[TaskRunDetails, None]:
+    async def _stream(
+        self, state: P.EventStream, on_open: Callable[[], None] | None = None
+    ) -> AsyncGenerator[TaskRunDetails, None]:
+        """``state``'s events across reconnects; ``on_open`` once subscribed (each time)."""
         while not state.finished:
             try:
-                async with contextlib.aclosing(self._connect_once(state)) as events:
+                async with contextlib.aclosing(self._connect_once(state, on_open)) as events:
                     async for details in events:
                         yield details
                 if state.finished:
@@ -257,7 +376,9 @@ class WorkflowsService:
                 error = exc
             await self._http.sleep(state.on_failure(error))
 
-    async def _connect_once(self, state: P.EventStream) -> AsyncGenerator[TaskRunDetails, None]:
+    async def _connect_once(
+        self, state: P.EventStream, on_open: Callable[[], None] | None = None
+    ) -> AsyncGenerator[TaskRunDetails, None]:
         config = self._http.config
         headers = {**config.headers, **state.headers()}
         timeout = state.timeout(config.timeout)
@@ -275,10 +396,13 @@ class WorkflowsService:
                 if not P.is_event_stream(response.headers):
                     raise P.content_type_error(response)
                 state.on_connected()
-                for run_id in state.pending:
-                    details = state.on_snapshot(await self.get_task_run(run_id))
-                    if details is not None:
-                        yield details
+                if not P.replays_terminal(response.headers):
+                    for run_id in state.pending:
+                        details = state.on_snapshot(await self.get_task_run(run_id))
+                        if details is not None:
+                            yield details
+                if on_open is not None:
+                    on_open()
                 if state.finished:
                     return
                 async for sse in EventSource(response).aiter_sse():

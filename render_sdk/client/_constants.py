@@ -27,6 +27,12 @@ DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 #: re-opened. Render's local server pings every 25 s.
 SSE_READ_TIMEOUT: Final = 75.0
 
+#: The connection pool of a client: every connection it may open is also kept alive, so
+#: many concurrent awaits and requests reuse connections instead of reconnecting for
+#: each request once more than httpx's default of 20 idle connections were in use.
+MAX_CONNECTIONS: Final = 100
+MAX_KEEPALIVE_CONNECTIONS: Final = MAX_CONNECTIONS
+
 #: Retries of an idempotent request (GET, DELETE) after a transient failure.
 DEFAULT_MAX_RETRIES: Final = 2
 INITIAL_RETRY_DELAY: Final = 0.5

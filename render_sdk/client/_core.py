@@ -454,6 +454,13 @@ def _plan(
     )
 
 
+def pool_limits() -> httpx.Limits:
+    """The connection pool's limits (``MAX_CONNECTIONS``, all of them kept alive)."""
+    return httpx.Limits(
+        max_connections=C.MAX_CONNECTIONS, max_keepalive_connections=C.MAX_KEEPALIVE_CONNECTIONS
+    )
+
+
 async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
     # Parked at its yield for the life of the loop: asyncio.run() (and asyncio.Runner)
     # close every live async generator before closing the loop, which runs this
@@ -495,7 +502,9 @@ class AsyncHTTP:
             return self._client
         loop = asyncio.get_running_loop()
         if self._client is None or self._client.is_closed or self._loop is not loop:
-            client = httpx.AsyncClient(timeout=self.config.timeout, follow_redirects=False)
+            client = httpx.AsyncClient(
+                timeout=self.config.timeout, follow_redirects=False, limits=pool_limits()
+            )
             closer = _close_with_loop(client)
             # Run the generator to its `yield` now; this registers it with the loop.
             step = closer.__anext__()
@@ -593,7 +602,9 @@ class SyncHTTP:
         if self._client is None or (self._owned and self._client.is_closed):
             if self._finalizer is not None:
                 self._finalizer.detach()  # the previous pool is closed; let it go
-            self._client = httpx.Client(timeout=self.config.timeout, follow_redirects=False)
+            self._client = httpx.Client(
+                timeout=self.config.timeout, follow_redirects=False, limits=pool_limits()
+            )
             # A client dropped without close() still closes its sockets.
             self._finalizer = weakref.finalize(self, self._client.close)
         return self._client

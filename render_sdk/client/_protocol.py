@@ -425,6 +425,8 @@ class EventStream:
     done: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.monotonic
     connected_at: float | None = None
+    #: The last failure of a connection (what a wait that times out meanwhile was up against).
+    last_error: RenderError | None = None
 
     @property
     def pending(self) -> list[str]:
@@ -528,6 +530,7 @@ class EventStream:
             # A connection that stayed up for a while was healthy: start backoff afresh.
             self.failures = 0
         self.connected_at = None
+        self.last_error = error
         transient = isinstance(error, ServerError | TimeoutError | RateLimitError) or (
             isinstance(error, ClientError)
             and error.status_code is not None
@@ -579,6 +582,16 @@ def content_type_error(response: httpx.Response) -> ServerError:
         f"{response.headers.get('content-type', '')!r}",
         status_code=response.status_code,
     )
+
+
+def replays_terminal(headers: Mapping[str, str]) -> bool:
+    """Whether an event stream's server sends the already-terminal runs itself.
+
+    Then the ``GET`` of each open run after subscribing (:meth:`EventStream.on_snapshot`)
+    is not needed; see ``render_sdk._wire.EVENTS_REPLAY_HEADER``.
+    """
+    value = headers.get(_wire.EVENTS_REPLAY_HEADER, "")
+    return value.strip().lower() == _wire.EVENTS_REPLAY_TERMINAL
 
 
 def is_event_stream(headers: Mapping[str, str]) -> bool:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from .._wire import EVENTS_REPLAY_HEADER, EVENTS_REPLAY_TERMINAL
 from ..models import TERMINAL_STATUSES, TaskParameter, TaskRunStatus, status_text
 from ._constants import DEFAULT_RETRY_FACTOR
 
@@ -231,6 +232,8 @@ SSE_HEADERS: Final[Mapping[str, str]] = {
     "Cache-Control": "no-cache",
     "Connection": "keep-alive",
     "X-Accel-Buffering": "no",
+    # Every stream starts with the requested runs already terminal (SSEResponse._initial).
+    EVENTS_REPLAY_HEADER: EVENTS_REPLAY_TERMINAL,
 }
 SSE_PING: Final = b": ping\n\n"
 
