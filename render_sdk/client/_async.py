@@ -169,7 +169,11 @@ class _SharedWaits:
         if run_id in self._queued:
             self._queued.remove(run_id)
         stream = self._covering.get(run_id)
-        if stream is not None and not any(i in self._waiters for i in self._streams[stream].ids):
+        if stream is None:
+            return
+        state = self._streams[stream]
+        # A stream whose runs all ended is closing by itself; cancel only an abandoned one.
+        if not state.finished and not any(i in self._waiters for i in state.pending):
             stream.cancel()
 
     def last_error(self, run_id: str) -> RenderError | None:

@@ -223,10 +223,11 @@ class WorkflowsServiceSync:
             if not P.is_event_stream(response.headers):
                 raise P.content_type_error(response)
             state.on_connected()
-            for run_id in state.pending:
-                details = state.on_snapshot(self.get_task_run(run_id))
-                if details is not None:
-                    yield details
+            if not P.replays_terminal(response.headers):
+                for run_id in state.pending:
+                    details = state.on_snapshot(self.get_task_run(run_id))
+                    if details is not None:
+                        yield details
             if state.finished:
                 return
             source = EventSource(cast(httpx.Response, _DeadlineText(response, state)))

@@ -18,6 +18,7 @@ from _client_helpers import (
     task_run,
 )
 
+from render_sdk import _wire
 from render_sdk.client import (
     AwaitableTaskRun,
     ListTaskRunsParams,
@@ -612,3 +613,68 @@ async def test_injected_client_is_not_closed() -> None:
         await render.workflows.list_task_runs()
     assert not http.is_closed
     await http.aclose()
+
+
+# --------------------------------------------------------------------------- shared waits
+
+
+def replaying_stream(*chunks: bytes) -> httpx.Response:
+    """An event stream from a server that sends already-terminal runs itself."""
+    response = sse_response(*chunks)
+    response.headers[_wire.EVENTS_REPLAY_HEADER] = _wire.EVENTS_REPLAY_TERMINAL
+    return response
+
+
+async def test_concurrent_waits_share_one_event_stream() -> None:
+    ids = [f"trn-{i}" for i in range(5)]
+    seen: list[list[str]] = []
+
+    def answer(request: httpx.Request, i: int) -> httpx.Response:
+        assert request.url.path.endswith("/events"), "no GET of a run: the server replays"
+        wanted = request.url.params.get_list("taskRunIds")
+        seen.append(wanted)
+        return replaying_stream(*(sse(details(run_id, "completed")) for run_id in wanted))
+
+    render, _ = client(answer)
+    results = await asyncio.gather(*(render.workflows.wait_for_task_run(i) for i in ids))
+    assert [r.id for r in results] == ids
+    assert seen == [ids]  # one stream for all five waits
+
+
+async def test_a_stream_error_reaches_every_wait_on_it() -> None:
+    refuse = httpx.Response(404, json={"message": "no such runs"})
+    render, rec = client(lambda request, i: refuse)
+    waits = [render.workflows.wait_for_task_run(f"trn-{i}") for i in range(3)]
+    outcomes = await asyncio.gather(*waits, return_exceptions=True)
+    assert all(isinstance(o, ClientError) and o.status_code == 404 for o in outcomes), outcomes
+    assert len(rec.requests) == 1
+
+
+async def test_a_wait_that_times_out_leaves_the_others_waiting() -> None:
+    gate = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        await gate.wait()
+        yield sse(details("trn-2", "completed"))
+
+    def answer(request: httpx.Request, i: int) -> httpx.Response:
+        response = httpx.Response(
+            200, headers={"Content-Type": "text/event-stream"}, content=body()
+        )
+        response.headers[_wire.EVENTS_REPLAY_HEADER] = _wire.EVENTS_REPLAY_TERMINAL
+        return response
+
+    render, _ = client(answer)
+    patient = asyncio.ensure_future(render.workflows.wait_for_task_run("trn-2"))
+    with pytest.raises(TimeoutError, match="trn-1"):
+        await asyncio.gather(render.workflows.wait_for_task_run("trn-1", timeout=0.2), patient)
+    assert not patient.done()
+    gate.set()
+    assert (await asyncio.wait_for(patient, 10)).id == "trn-2"
+
+
+async def test_without_the_replay_header_each_run_is_read_after_subscribing() -> None:
+    stream = sse_response(sse(details("trn-1", "completed")))
+    render, rec = client(events_answer(stream, snapshot=details("trn-1", "running")))
+    assert (await render.workflows.wait_for_task_run("trn-1")).id == "trn-1"
+    assert rec.paths() == ["GET /v1/task-runs/events", "GET /v1/task-runs/trn-1"]

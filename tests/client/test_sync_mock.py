@@ -19,7 +19,7 @@ from _client_helpers import (
     task_run,
 )
 
-from render_sdk import RenderSync
+from render_sdk import RenderSync, _wire
 from render_sdk.client import (
     AwaitableTaskRun,
     ListTaskRunsParams,
@@ -268,3 +268,17 @@ def test_wait_timeout_despite_heartbeats() -> None:
     with pytest.raises(TimeoutError, match="trn-1"):
         render.workflows.wait_for_task_run("trn-1", timeout=0.3)
     assert time.monotonic() - started < 5
+
+
+def test_wait_reads_no_run_when_the_server_replays_terminal_states() -> None:
+    def answer(request: httpx.Request, i: int) -> httpx.Response:
+        if request.method == "POST":
+            return json_response(202, task_run(status="running"))
+        assert request.url.path.endswith("/events"), "no GET of the run after subscribing"
+        response = sse_response_sync(sse(details("trn-1", "completed")))
+        response.headers[_wire.EVENTS_REPLAY_HEADER] = _wire.EVENTS_REPLAY_TERMINAL
+        return response
+
+    render, rec = client(answer)
+    assert render.workflows.run_task("wf/t", [5]).wait().results == [25]
+    assert rec.paths() == ["POST /v1/task-runs", "GET /v1/task-runs/events"]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from devserver_helpers import start_run, wait_status, wait_terminal
 
+from render_sdk import _wire
 from render_sdk.devserver._api import Api, SSEResponse
 from render_sdk.devserver._orchestrator import EventHub, Orchestrator
 from render_sdk.devserver._store import Store
@@ -38,6 +39,9 @@ def read_events(
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         assert r.headers["cache-control"] == "no-cache"
+        # The promise clients rely on to skip a GET per run: terminal runs are replayed
+        # (the tests that use this helper check that they are).
+        assert r.headers[_wire.EVENTS_REPLAY_HEADER] == _wire.EVENTS_REPLAY_TERMINAL
         buf = b""
         for chunk in r.iter_raw():
             raw += chunk
