@@ -175,6 +175,10 @@ class _SharedWaits:
         # A stream whose runs all ended is closing by itself; cancel only an abandoned one.
         if not state.finished and not any(i in self._waiters for i in state.pending):
             stream.cancel()
+            # A wait that begins before the cancelled stream has wound down opens a new one.
+            for other in state.ids:
+                if self._covering.get(other) is stream:
+                    del self._covering[other]
 
     def last_error(self, run_id: str) -> RenderError | None:
         """The last connection failure of the stream covering ``run_id``, if any."""

@@ -678,3 +678,31 @@ async def test_without_the_replay_header_each_run_is_read_after_subscribing() ->
     render, rec = client(events_answer(stream, snapshot=details("trn-1", "running")))
     assert (await render.workflows.wait_for_task_run("trn-1")).id == "trn-1"
     assert rec.paths() == ["GET /v1/task-runs/events", "GET /v1/task-runs/trn-1"]
+
+
+async def test_a_wait_after_an_abandoned_stream_gets_a_stream_of_its_own() -> None:
+    opened: list[int] = []
+
+    def answer(request: httpx.Request, i: int) -> httpx.Response:
+        opened.append(i)
+        if len(opened) == 1:  # the first stream never says anything
+
+            async def silent() -> AsyncIterator[bytes]:
+                await asyncio.sleep(30)
+                yield b""
+
+            response = httpx.Response(
+                200, headers={"Content-Type": "text/event-stream"}, content=silent()
+            )
+        else:
+            response = sse_response(sse(details("trn-1", "completed")))
+        response.headers[_wire.EVENTS_REPLAY_HEADER] = _wire.EVENTS_REPLAY_TERMINAL
+        return response
+
+    render, _ = client(answer)
+    with pytest.raises(TimeoutError):
+        await render.workflows.wait_for_task_run("trn-1", timeout=0.2)
+    # At once (awaited directly, so it registers before the abandoned stream winds down).
+    details_ = await render.workflows.wait_for_task_run("trn-1", timeout=10)
+    assert details_.id == "trn-1"
+    assert len(opened) == 2
