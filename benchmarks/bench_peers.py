@@ -417,12 +417,9 @@ def run_peers(
     return systems, notes
 
 
-def run(quick: bool) -> list[Row]:
-    """benchmarks/run.py's entry: print the peers table, return ours ÷ best peer rows."""
-    sizes = QUICK if quick else FULL
-    systems, notes = run_peers(sizes=sizes, rounds=QUICK_ROUNDS if quick else FULL_ROUNDS)
-    print("\n".join(report(systems, sizes, notes)) + "\n", flush=True)
-    rows = []
+def rows(systems: Sequence[System], sizes: Sizes) -> list[Row]:
+    """benchmarks/run.py's rows: each of ours' figures against the best peer's."""
+    result = []
     measured = [s for s in systems if s.results and s.failure is None]
     for w in WORKLOADS:
         best = _best_peer(measured, w)
@@ -430,20 +427,27 @@ def run(quick: bool) -> list[Row]:
             value = ours.median(w.key)
             if value is None:
                 continue
-            unit = {"ms": "s", "s": "s"}.get(w.unit, w.unit)
-            rows.append(
+            result.append(
                 Row(
                     "peers",
                     w.label.format(w2=sizes.w2, c=sizes.w2_concurrency, w3=sizes.w3),
                     value,
-                    unit=unit,
+                    unit="s" if w.unit in ("ms", "s") else w.unit,
                     baseline=best[1] if best else None,
                     baseline_name=best[0] if best else "",
                     higher_is_better=w.higher_is_better,
                     note=ours.name,
                 )
             )
-    return rows
+    return result
+
+
+def run(quick: bool) -> list[Row]:
+    """benchmarks/run.py's entry: print the peers table, return ours against the best peer."""
+    sizes = QUICK if quick else FULL
+    systems, notes = run_peers(sizes=sizes, rounds=QUICK_ROUNDS if quick else FULL_ROUNDS)
+    print("\n".join(report(systems, sizes, notes)) + "\n", flush=True)
+    return rows(systems, sizes)
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import bench_peers as B
-from benchmarks.peers._common import Sizes
+from benchmarks.peers._common import KEYS, Sizes
 
 TINY = Sizes(w1=3, w2=12, w2_concurrency=4, w3=4)
 
@@ -24,7 +24,7 @@ def test_quick_run_fills_every_column_for_ours_and_huey() -> None:
     assert all(s.failure is None for s in systems), [s.failure for s in systems]
     for system in systems:
         assert len(system.results) == 1
-        assert set(B.KEYS) | {"w4_s"} <= set(system.results[0]), system.name
+        assert set(KEYS) | {"w4_s"} <= set(system.results[0]), system.name
         assert all(value > 0 for value in system.results[0].values()), system.results
 
     lines = B.report(systems, TINY, notes)
@@ -44,3 +44,8 @@ def test_quick_run_fills_every_column_for_ours_and_huey() -> None:
     if B.OURS_REUSE not in names:
         assert "not measured" in targets
         assert any("reuse_workers" in note for note in notes)
+
+    # benchmarks/run.py's rows: every workload of ours, each against the best peer.
+    summary = B.rows(systems, TINY)
+    assert [row.note for row in summary] == [B.OURS] * len(B.WORKLOADS)
+    assert all(row.baseline is not None and row.ratio is not None for row in summary)
