@@ -53,6 +53,7 @@ from ._protocol import (
     sse_event_name,
     sse_frame,
     sse_preamble,
+    status_from_text,
 )
 from ._store import RunRecord, utcnow
 from ._views import log_model, task_model, task_run, task_run_with_cursor, task_with_cursor
@@ -112,6 +113,15 @@ def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ApiError(400, f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def _bool_param(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "").strip().lower()
+    if raw in ("", "false", "0"):
+        return False
+    if raw in ("true", "1"):
+        return True
+    raise ApiError(400, f"{name} must be true or false, got {raw!r}")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -241,6 +251,16 @@ class Api:
         return _json(_wire.dumps(task_run(run, task.id), _wire.REST), status=202)
 
     async def list_runs(self, request: Request) -> Response:
+        runs, _ = self.run_page(request)
+        return _json_list([list_item(r, self.store.task_id(r.task_name)) for r in runs])
+
+    def run_page(self, request: Request) -> tuple[list[RunRecord], bool]:
+        """The page of runs a GET /v1/task-runs query selects, and whether more follow.
+
+        Render's parameters (``limit``, ``cursor``, ``taskSlug``, ``rootTaskRunId``), plus
+        two of the local server's own that its dashboard pages with: ``status`` (repeated
+        or comma-separated wire spellings) and ``rootsOnly`` (``true``: no subtasks).
+        """
         params = request.query_params
         limit = _int_param(request, "limit", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT)
         before: int | None = None
@@ -251,13 +271,21 @@ class Api:
                 raise ApiError(400, str(exc)) from None
         slugs = split_ids(params.getlist("taskSlug"))
         roots = split_ids(params.getlist("rootTaskRunId"))
-        runs, _ = self.store.list_runs(
+        try:
+            statuses = frozenset(status_from_text(s) for s in split_ids(params.getlist("status")))
+        except ValueError as exc:
+            raise ApiError(
+                400, f"{exc}; status is one of pending, running, completed, failed, canceled"
+            ) from None
+        roots_only = _bool_param(request, "rootsOnly")
+        return self.store.list_runs(
             task_names=self._names_for(slugs) if slugs else None,
             root_ids=frozenset(roots) if roots else None,
+            statuses=statuses or None,
+            roots_only=roots_only,
             before_seq=before,
             limit=limit,
         )
-        return _json_list([list_item(r, self.store.task_id(r.task_name)) for r in runs])
 
     async def get_run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -349,37 +377,63 @@ class Api:
         ]
 
 
-class SSEResponse(Response):
-    """``text/event-stream`` of run events, ending once every run is terminal or the client goes.
+class StreamResponse(Response):
+    """A ``text/event-stream`` response: headers and the retry preamble, then :meth:`stream`.
 
     The client's disconnect is watched directly (``http.disconnect``), so a stream with
     no traffic is released at once rather than at its next heartbeat.
     """
 
-    def __init__(self, api: Api, run_ids: list[str], last_id: int | None) -> None:
+    def __init__(self) -> None:
         super().__init__(media_type="text/event-stream", headers=dict(SSE_HEADERS))
-        self.api = api
-        self.run_ids = run_ids
-        self.last_id = last_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        orch = self.api.orch
-        sub = self._subscribe()
+        # Subscribed before the first write: a client that has the headers is subscribed.
+        self.open()
         disconnected = asyncio.get_running_loop().create_task(_wait_disconnect(receive))
         try:
             # Response.__init__ declared an empty body; a stream has no length.
             headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await _send_body(send, sse_preamble(SSE_RETRY_MS))
-            sub.reset(self._initial(sub))
-            await self._pump(sub, send, disconnected)
+            await send_body(send, sse_preamble(SSE_RETRY_MS))
+            await self.stream(send, disconnected)
         except OSError:
             pass
         finally:
-            orch.hub.unsubscribe(sub)
+            self.close()
             disconnected.cancel()
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def open(self) -> None:
+        """Subscribe to what the stream carries (before anything is written)."""
+
+    def close(self) -> None:
+        """Unsubscribe (the stream ended, however it ended)."""
+
+    async def stream(self, send: Send, disconnected: asyncio.Task[None]) -> None:
+        """Write the events until the stream is done or ``disconnected`` is."""
+        raise NotImplementedError
+
+
+class SSEResponse(StreamResponse):
+    """``text/event-stream`` of run events, ending once every run is terminal or the client goes."""
+
+    def __init__(self, api: Api, run_ids: list[str], last_id: int | None) -> None:
+        super().__init__()
+        self.api = api
+        self.run_ids = run_ids
+        self.last_id = last_id
+
+    def open(self) -> None:
+        self._sub = self._subscribe()
+
+    def close(self) -> None:
+        self.api.orch.hub.unsubscribe(self._sub)
+
+    async def stream(self, send: Send, disconnected: asyncio.Task[None]) -> None:
+        self._sub.reset(self._initial(self._sub))
+        await self._pump(self._sub, send, disconnected)
 
     def _subscribe(self) -> Subscriber:
         return self.api.orch.hub.subscribe(self.run_ids)
@@ -447,7 +501,7 @@ class SSEResponse(Response):
                 # (the frame itself is shared with every other stream and the history).
                 for start in range(0, len(frame), SSE_WRITE_CHUNK_BYTES):
                     chunk = frame[start : start + SSE_WRITE_CHUNK_BYTES]
-                    await _send_body(send, chunk)
+                    await send_body(send, chunk)
                     sub.behind -= len(chunk)
             if sub.dropped or disconnected.done() or self._finished(sub):
                 return
@@ -463,10 +517,11 @@ class SSEResponse(Response):
             if disconnected in done:
                 return
             if not done:
-                await _send_body(send, SSE_PING)
+                await send_body(send, SSE_PING)
 
 
-async def _send_body(send: Send, body: bytes) -> None:
+async def send_body(send: Send, body: bytes) -> None:
+    """One chunk of a streamed body (nothing for an empty one)."""
     if body:
         await send({"type": "http.response.body", "body": body, "more_body": True})
 

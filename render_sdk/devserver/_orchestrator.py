@@ -63,7 +63,7 @@ from ._protocol import (
     transition,
 )
 from ._socket import BodyBudget, Handler, TaskSocketServer, error_body, new_socket_path
-from ._store import RunRecord, Store, TaskRecord, utcnow
+from ._store import PARAMETER_KINDS, ParameterRecord, RunRecord, Store, TaskDef, TaskRecord, utcnow
 from ._views import task_run_details
 
 if TYPE_CHECKING:
@@ -608,7 +608,7 @@ class Orchestrator:
             if proc is not None:
                 proc.kill()
             await server.close()
-        defs: dict[str, tuple[str, RetryPolicy, int | None]] = {}
+        defs: dict[str, TaskDef] = {}
         for t in req.tasks:
             if not t.name:
                 continue
@@ -619,7 +619,24 @@ class Orchestrator:
                 else RetryPolicy()
             )
             timeout = t.options.timeout_seconds if t.options is not None else None
-            defs[t.name] = (t.name, policy, timeout if timeout and timeout > 0 else None)
+            defs[t.name] = TaskDef(
+                name=t.name,
+                retry=policy,
+                timeout_seconds=timeout if timeout and timeout > 0 else None,
+                plan=(t.options.plan or None) if t.options is not None else None,
+                parameters=tuple(
+                    ParameterRecord(
+                        name=p.name,
+                        type=p.type or None,
+                        has_default=p.has_default,
+                        default_json=p.default_value,
+                        # An unknown kind (a newer runner's) is read as the usual one.
+                        kind=p.kind if p.kind in PARAMETER_KINDS else "positional_or_keyword",
+                    )
+                    for p in t.parameters
+                    if p.name
+                ),
+            )
         self.task_parameters = {t.name: list(t.parameters) for t in req.tasks if t.name}
         return self.store.set_tasks(list(defs.values()))
 

@@ -10,13 +10,15 @@ are the exception: they are batched and committed every few milliseconds.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as _dt
+import json
 import os
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ..models import status_text
 from ._protocol import (
@@ -28,7 +30,7 @@ from ._protocol import (
     status_from_text,
 )
 
-_SCHEMA_VERSION: Final = 1
+_SCHEMA_VERSION: Final = 2
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +42,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     wait_duration_ms INTEGER NOT NULL DEFAULT 0,
     factor REAL NOT NULL DEFAULT 2.0,
     timeout_seconds INTEGER,
-    registered INTEGER NOT NULL DEFAULT 1
+    registered INTEGER NOT NULL DEFAULT 1,
+    plan TEXT,
+    parameters TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS runs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -82,6 +86,16 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_run ON logs (run_id, seq);
 """
 
+#: Columns added after schema version 1, with their declarations: a database written by
+#: an older server gets them on open (``ALTER TABLE ... ADD COLUMN`` keeps its rows).
+_ADDED_COLUMNS: Final = {
+    "tasks": (("plan", "TEXT"), ("parameters", "TEXT NOT NULL DEFAULT '[]'")),
+}
+
+
+def _seq(run: RunRecord) -> int:
+    return run.seq
+
 
 def utcnow() -> _dt.datetime:
     """Now, timezone-aware UTC."""
@@ -105,6 +119,63 @@ class StoreError(Exception):
     """The database could not be opened or written (message says which and why)."""
 
 
+#: The parameter kinds a runner may name (inspect.Parameter's, in lower case).
+PARAMETER_KINDS: Final = frozenset(
+    {"positional_only", "positional_or_keyword", "keyword_only", "var_positional", "var_keyword"}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterRecord:
+    """One parameter of a registered task, as its runner described it.
+
+    Attributes:
+        name: The parameter's name.
+        type: The annotation as text (``"int"``, ``"list[str]"``); None when unannotated.
+        has_default: Whether the parameter has a default (then it is optional).
+        default_json: The default as JSON text, when the runner sent one.
+        kind: ``"positional_or_keyword"`` (the default), ``"positional_only"``,
+            ``"keyword_only"``, ``"var_positional"`` or ``"var_keyword"``.
+    """
+
+    name: str
+    type: str | None = None
+    has_default: bool = False
+    default_json: str | None = None
+    kind: str = "positional_or_keyword"
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as stored (and as the dashboard reads it)."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "hasDefault": self.has_default,
+            "default": self.default_json,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ParameterRecord:
+        """The inverse of :meth:`to_json`."""
+        return cls(
+            name=str(data["name"]),
+            type=data.get("type"),
+            has_default=bool(data.get("hasDefault")),
+            default_json=data.get("default"),
+            kind=str(data.get("kind") or "positional_or_keyword"),
+        )
+
+
+class TaskDef(NamedTuple):
+    """What a registration says about one task."""
+
+    name: str
+    retry: RetryPolicy
+    timeout_seconds: int | None
+    plan: str | None = None
+    parameters: tuple[ParameterRecord, ...] = ()
+
+
 @dataclasses.dataclass
 class TaskRecord:
     """A registered task."""
@@ -115,6 +186,8 @@ class TaskRecord:
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
     timeout_seconds: int | None = None
     registered: bool = True
+    plan: str | None = None
+    parameters: tuple[ParameterRecord, ...] = ()
 
 
 @dataclasses.dataclass
@@ -189,6 +262,7 @@ class Store:
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute("PRAGMA foreign_keys=OFF")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(_SCHEMA_VERSION),),
@@ -201,16 +275,29 @@ class Store:
         self.children: dict[str, list[str]] = {}
         self._idem: dict[tuple[str, str, str], str] = {}
         self._pending_logs: list[tuple[str, str, str, str]] = []
+        #: Called with the run ids of each committed batch of log lines (live log streams).
+        self.log_watchers: set[Callable[[set[str]], None]] = set()
         self._log_seq = 0
         self._last_log_ts: _dt.datetime | None = None
         self._load()
 
     # ------------------------------------------------------------------ loading
 
+    def _add_columns(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        self._db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+            (str(_SCHEMA_VERSION), _SCHEMA_VERSION),
+        )
+
     def _load(self) -> None:
         for row in self._db.execute(
             "SELECT name, id, created_at, max_retries, wait_duration_ms, factor,"
-            " timeout_seconds, registered FROM tasks"
+            " timeout_seconds, registered, plan, parameters FROM tasks"
         ):
             self.tasks[row[0]] = TaskRecord(
                 name=row[0],
@@ -219,6 +306,8 @@ class Store:
                 retry=RetryPolicy.from_wire(row[3], row[4], row[5]),
                 timeout_seconds=row[6],
                 registered=bool(row[7]),
+                plan=row[8],
+                parameters=tuple(ParameterRecord.from_json(p) for p in json.loads(row[9])),
             )
         attempts: dict[str, list[AttemptRecord]] = {}
         for row in self._db.execute(
@@ -274,38 +363,47 @@ class Store:
 
     # ------------------------------------------------------------------ tasks
 
-    def set_tasks(self, defs: Sequence[tuple[str, RetryPolicy, int | None]]) -> list[TaskRecord]:
+    def set_tasks(
+        self, defs: Sequence[TaskDef | tuple[str, RetryPolicy, int | None]]
+    ) -> list[TaskRecord]:
         """Replace the registered task set; names keep their ids across registrations."""
         now = utcnow()
-        names = {name for name, _, _ in defs}
+        items = [TaskDef(*d) for d in defs]
+        names = {d.name for d in items}
         with self._tx():
             for task in self.tasks.values():
                 if task.name not in names and task.registered:
                     task.registered = False
                     self._db.execute("UPDATE tasks SET registered = 0 WHERE name = ?", (task.name,))
-            for name, retry, timeout in defs:
-                known = self.tasks.get(name)
+            for d in items:
+                known = self.tasks.get(d.name)
                 if known is None:
-                    known = TaskRecord(name=name, id=new_task_id(), created_at=now)
-                    self.tasks[name] = known
+                    known = TaskRecord(name=d.name, id=new_task_id(), created_at=now)
+                    self.tasks[d.name] = known
                 task = known
-                task.retry = retry
-                task.timeout_seconds = timeout
+                task.retry = d.retry
+                task.timeout_seconds = d.timeout_seconds
+                task.plan = d.plan
+                task.parameters = d.parameters
                 task.registered = True
                 self._db.execute(
                     "INSERT INTO tasks (name, id, created_at, max_retries, wait_duration_ms,"
-                    " factor, timeout_seconds, registered) VALUES (?, ?, ?, ?, ?, ?, ?, 1)"
+                    " factor, timeout_seconds, registered, plan, parameters)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
                     " ON CONFLICT(name) DO UPDATE SET max_retries = excluded.max_retries,"
                     " wait_duration_ms = excluded.wait_duration_ms, factor = excluded.factor,"
-                    " timeout_seconds = excluded.timeout_seconds, registered = 1",
+                    " timeout_seconds = excluded.timeout_seconds, registered = 1,"
+                    " plan = excluded.plan, parameters = excluded.parameters",
                     (
-                        name,
+                        d.name,
                         task.id,
                         task.created_at.isoformat(),
-                        retry.max_retries,
-                        retry.wait_duration_ms,
-                        retry.factor,
-                        timeout,
+                        d.retry.max_retries,
+                        d.retry.wait_duration_ms,
+                        d.retry.factor,
+                        d.timeout_seconds,
+                        d.plan,
+                        json.dumps([p.to_json() for p in d.parameters]),
                     ),
                 )
         return self.registered_tasks()
@@ -493,17 +591,29 @@ class Store:
         *,
         task_names: frozenset[str] | None = None,
         root_ids: frozenset[str] | None = None,
+        statuses: frozenset[RunStatus] | None = None,
+        roots_only: bool = False,
         before_seq: int | None = None,
         limit: int,
     ) -> tuple[list[RunRecord], bool]:
-        """Runs newest first, filtered, starting after ``before_seq``; and whether more remain."""
+        """Runs newest first, filtered, starting after ``before_seq``; and whether more remain.
+
+        Runs are kept in memory in creation order, so a page is a reverse walk that stops
+        after ``limit`` matches: no query, however many runs are stored.
+        """
         out: list[RunRecord] = []
-        for run in reversed(self._order):
-            if before_seq is not None and run.seq >= before_seq:
-                continue
+        order = self._order
+        # Runs are appended with increasing seq: start the walk just below the cursor.
+        end = len(order) if before_seq is None else bisect.bisect_left(order, before_seq, key=_seq)
+        for i in range(end - 1, -1, -1):
+            run = order[i]
             if task_names is not None and run.task_name not in task_names:
                 continue
             if root_ids is not None and run.root_id not in root_ids:
+                continue
+            if statuses is not None and run.status not in statuses:
+                continue
+            if roots_only and run.parent_id:
                 continue
             if len(out) == limit:
                 return out, True
@@ -549,14 +659,23 @@ class Store:
             self._db.executemany(
                 "INSERT INTO logs (run_id, ts, stream, message) VALUES (?, ?, ?, ?)", batch
             )
+        runs = {run_id for run_id, _, _, _ in batch}
+        for watcher in list(self.log_watchers):
+            watcher(runs)
 
     def query_logs(
-        self, flt: LogFilter, *, limit: int, backward: bool = False
+        self, flt: LogFilter, *, limit: int, backward: bool = False, after_seq: int = 0
     ) -> tuple[list[LogRecord], bool]:
-        """Logs matching ``flt`` in time order (newest first when ``backward``), and has-more."""
+        """Logs matching ``flt`` in time order (newest first when ``backward``), and has-more.
+
+        ``after_seq`` skips every line up to that :attr:`LogRecord.seq` (a stream's resume point).
+        """
         self.flush_logs()
         where: list[str] = []
         params: list[Any] = []
+        if after_seq:
+            where.append("seq > ?")
+            params.append(after_seq)
         if flt.run_ids:
             where.append(f"run_id IN ({','.join('?' * len(flt.run_ids))})")
             params.extend(sorted(flt.run_ids))

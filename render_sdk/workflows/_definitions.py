@@ -173,12 +173,15 @@ class ParameterInfo:
         has_default: Whether the parameter has a default.
         default_json: The default as JSON text, when it has one JSON can carry (None
             defaults are not sent).
+        kind: How a caller passes it: ``inspect.Parameter.kind``'s name in lower case
+            (``"positional_or_keyword"``, ``"keyword_only"``, ``"var_positional"``, ...).
     """
 
     name: str
     type_hint: str | None
     has_default: bool
     default_json: str | None = None
+    kind: str = "positional_or_keyword"
 
 
 def _type_hint(annotation: Any) -> str | None:
@@ -210,6 +213,7 @@ def extract_parameters(func: Callable[..., Any]) -> tuple[ParameterInfo, ...]:
                 type_hint=_type_hint(param.annotation),
                 has_default=has_default,
                 default_json=_default_json(param.default) if has_default else None,
+                kind=param.kind.name.lower(),
             )
         )
     return tuple(result)

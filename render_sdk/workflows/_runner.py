@@ -117,6 +117,8 @@ def build_registration(specs: list[TaskSpec]) -> RegisterTasksRequest:
                         has_default=p.has_default,
                         type=p.type_hint,
                         default_value=p.default_json,
+                        # The usual kind goes unsaid, as the official runners send it.
+                        kind=None if p.kind == "positional_or_keyword" else p.kind,
                     )
                     for p in spec.parameters
                 ],

@@ -47,6 +47,13 @@ APP = """
         return await asyncio.gather(*(sleepy(60) for _ in range(n)))
 
 
+    @app.task
+    def greet(
+        name: str, punctuation: str = "!", *rest: str, times: int = 1, **extra: object
+    ) -> str:
+        return (name + punctuation) * times
+
+
     def explode(x):
         raise ValueError(f"bad value {x}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,25 +100,162 @@ def test_start_form_runs_a_task_and_rejects_bad_json(page: Any, server: LocalSer
 
 
 def test_logs_stream(page: Any, server: LocalServer) -> None:
-    run_id = start(server, "sleepy", [3])
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    run_id = start(server, "sleepy", [5])
     page.goto(f"{server.url}/#/runs/{run_id}")
-    page.locator("#logs [data-stream='stdout']:text('tick 2')").wait_for()
+    page.locator("#logs [data-stream='stdout']:text('tick 1')").wait_for()
     assert status(server, run_id) == "running"  # seen while the run was still going
-    page.locator("#logs span:text-is('tick 29')").wait_for(state="attached")
+    page.locator("#logs span:text-is('tick 49')").wait_for(state="attached")
+    lines = page.locator("#logs span").all_inner_texts()
+    assert [x.strip() for x in lines] == [f"tick {i}" for i in range(50)]
+    # One stream, no polling of the logs API.
+    assert [u for u in requests if "/v1/logs" in u] == []
+    assert len([u for u in requests if "/v1/dashboard/logs" in u]) == 1
 
 
-def test_keyboard_reaches_every_control(page: Any, server: LocalServer) -> None:
+def test_tasks_view_shows_every_parameter(page: Any, server: LocalServer) -> None:
     page.goto(f"{server.url}/#/tasks")
-    page.locator("#start-form").wait_for()
+    greet = page.locator("tr[data-task='greet'] .params code")
+    greet.first.wait_for()
+    assert greet.all_inner_texts() == [
+        "name: str",
+        'punctuation: str = "!"',
+        "*rest: str",
+        "times: int = 1",
+        "**extra: object",
+    ]
+    assert page.locator("tr[data-task='square'] .params code").all_inner_texts() == ["a: int"]
+    two = page.locator("tr[data-task='add_squares'] .params code").all_inner_texts()
+    assert two == ["a: int", "b: int"]
+
+
+@pytest.mark.parametrize(
+    ("task", "input", "message"),
+    [
+        ("square", "[1, 2]", "square(a) takes at most 1 positional argument, the input has 2."),
+        ("square", "[]", "square(a): missing required argument a."),
+        ("square", '{"b": 1}', "square(a): unknown parameter b."),
+        ("add_squares", '{"a": 1}', "add_squares(a, b): missing required parameter b."),
+        ("greet", "[]", "missing required argument name"),
+        ("square", "5", "Input must be a JSON array"),
+    ],
+)
+def test_start_form_checks_the_input_against_the_parameters(
+    page: Any, server: LocalServer, task: str, input: str, message: str
+) -> None:
+    created: list[str] = []
+    page.on("request", lambda r: created.append(r.url) if r.method == "POST" else None)
+    page.goto(f"{server.url}/#/tasks")
+    page.select_option("#start-task", task)
+    page.fill("#start-input", input)
+    page.click("#start-form button[type=submit]")
+    page.locator(f"#start-message:has-text({message!r})").wait_for()
+    assert created == []  # nothing was started
+
+
+def test_start_form_accepts_keyword_and_variadic_input(page: Any, server: LocalServer) -> None:
+    page.goto(f"{server.url}/#/tasks")
+    page.select_option("#start-task", "greet")
+    page.fill("#start-input", '{"name": "hi", "times": 2, "anything": 1}')
+    page.click("#start-form button[type=submit]")
+    page.locator("#result:text('hi!hi!')").wait_for()
+
+
+def test_runs_filters_are_sent_to_the_server(page: Any, server: LocalServer) -> None:
+    failed = start(server, "always_fails", [3])
+    queries: list[str] = []
+    page.on("request", lambda r: queries.append(r.url) if "/v1/dashboard/runs" in r.url else None)
+    page.goto(server.url + "/")
+    page.locator("tr[data-run]").first.wait_for()
+    page.select_option("#f-status", "failed")
+    page.locator(f"tr[data-run='{failed}']").wait_for()
+    rows = page.locator("tbody tr[data-run] [data-status]")
+    assert set(rows.all_inner_texts()) == {"failed"}
+    assert "status=failed" in queries[-1]
+    page.check("#f-roots")
+    page.locator(f"tr[data-run='{failed}']").wait_for()
+    assert "rootsOnly=true" in queries[-1]
+    page.fill("#f-search", failed)
+    page.press("#f-search", "Enter")
+    page.locator("tbody tr[data-run]").first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('tbody tr[data-run]').length === 1")
+    page.fill("#f-search", "trn-not-a-run")
+    page.press("#f-search", "Enter")
+    page.locator("td:text('No runs match.')").wait_for()
+
+
+# ------------------------------------------------------------------ keyboard
+
+_FOCUSABLE = "a[href], button, input, select, textarea"
+_KEY = "e => `${e.tagName}#${e.id}|${e.getAttribute('href') || ''}|${e.textContent.trim()}`"
+
+
+def assert_tab_reaches_every_control(page: Any) -> None:
     controls = page.eval_on_selector_all(
-        "a[href], button, input, select, textarea",
-        "els => els.filter(e => e.offsetParent !== null && !e.disabled).map(e => e.outerHTML)",
+        _FOCUSABLE,
+        f"els => els.filter(e => e.offsetParent !== null && !e.disabled).map({_KEY})",
     )
+    assert controls
     reached: set[str] = set()
-    for _ in range(len(controls) + 5):
+    # Twice round: Tab starts wherever focus was and wraps at the end of the page.
+    for _ in range(2 * len(controls) + 10):
         page.keyboard.press("Tab")
-        reached.add(page.evaluate("document.activeElement.outerHTML"))
-    assert set(controls) <= reached
+        reached.add(page.evaluate(f"({_KEY})(document.activeElement)"))
+    assert set(controls) <= reached, set(controls) - reached
+
+
+def wait_until_idle(server: LocalServer) -> None:
+    """No run left that could redraw the page (and move focus) while it is tabbed through."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000 * 3
+    params = {"status": "pending,running", "limit": 1}
+    while httpx.get(f"{server.url}/v1/task-runs", params=params).json():
+        assert time.monotonic() < deadline, "runs still going"
+        time.sleep(0.1)
+
+
+def test_keyboard_reaches_and_activates_every_control(page: Any, server: LocalServer) -> None:
+    # Runs view: filters, pager, run links; Space toggles, Enter follows.
+    wait_until_idle(server)
+    page.goto(server.url + "/")
+    page.locator("tr[data-run]").first.wait_for()
+    assert_tab_reaches_every_control(page)
+    page.focus("#f-roots")
+    page.keyboard.press("Space")
+    assert page.is_checked("#f-roots")
+    page.focus("#f-roots")
+    page.keyboard.press("Space")
+    assert not page.is_checked("#f-roots")
+
+    # Run view: cancel, run again, the tree's links.
+    run_id = start(server, "parent_of_sleepers", [1])
+    page.goto(f"{server.url}/#/runs/{run_id}")
+    child = page.locator(f".tree li[data-run='{run_id}'] ul > li")
+    child.locator("[data-status='running']").wait_for()
+    page.locator("#cancel:not([disabled])").wait_for()
+    assert_tab_reaches_every_control(page)
+    child_id = child.get_attribute("data-run")
+    child.locator("a").first.focus()
+    page.keyboard.press("Enter")
+    page.locator(f"p:has-text('Run {child_id}')").wait_for()
+    page.go_back()
+    page.locator("#cancel:not([disabled])").wait_for()
+    page.focus("#cancel")
+    page.keyboard.press("Enter")
+    page.locator("h2 [data-status='canceled']").wait_for()
+    page.focus("#run-again")
+    page.keyboard.press("Space")
+    page.locator("#start-form").wait_for()
+    assert page.input_value("#start-task") == "parent_of_sleepers"
+    assert page.input_value("#start-input") == "[1]"
+
+    # Tasks view: the form's controls; Enter on the button starts the run.
+    assert_tab_reaches_every_control(page)
+    page.select_option("#start-task", "square")
+    page.fill("#start-input", "[9]")
+    page.focus("#start-form button[type=submit]")
+    page.keyboard.press("Enter")
+    page.locator("#result:text('81')").wait_for()
 
 
 def test_banner_says_what_serves_after_a_failed_reload(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from render_sdk.devserver._protocol import LogFilter, RetryPolicy, RunStatus
-from render_sdk.devserver._store import Store
+from render_sdk.devserver._store import ParameterRecord, Store, TaskDef
 
 
 def test_runs_attempts_and_outputs_survive_reopening(tmp_path: Path) -> None:
@@ -165,3 +166,71 @@ def test_reusable_child_is_an_earlier_attempts_live_or_completed_identical_call(
     child("trn-n", "sq", b"[3]")  # ... which attempt 1 then starts itself
     assert reuse("sq", b"[3]", set()) is None, "not reused by the attempt that started it"
     store.close()
+
+
+def test_parameters_and_plan_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    params = (
+        ParameterRecord(name="a", type="int"),
+        ParameterRecord(name="b", type="str", has_default=True, default_json='"x"'),
+        ParameterRecord(name="rest", kind="var_positional"),
+    )
+    with closing(Store(path)) as store:
+        store.set_tasks([TaskDef("sq", RetryPolicy(), None, "pro", params)])
+    with closing(Store(path)) as again:
+        (task,) = again.registered_tasks()
+        assert (task.plan, task.parameters) == ("pro", params)
+
+
+def test_a_version_1_database_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '1');"
+        "CREATE TABLE tasks (name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+        " created_at TEXT NOT NULL, max_retries INTEGER NOT NULL DEFAULT 0,"
+        " wait_duration_ms INTEGER NOT NULL DEFAULT 0, factor REAL NOT NULL DEFAULT 2.0,"
+        " timeout_seconds INTEGER, registered INTEGER NOT NULL DEFAULT 1);"
+        "INSERT INTO tasks VALUES ('old', 'tsk-old', '2026-01-01T00:00:00+00:00', 1, 5, 2.0,"
+        " NULL, 1);"
+    )
+    db.commit()
+    db.close()
+    with closing(Store(path)) as store:
+        (task,) = store.registered_tasks()
+        assert (task.id, task.retry.max_retries, task.plan, task.parameters) == (
+            "tsk-old",
+            1,
+            None,
+            (),
+        )
+        store.set_tasks([TaskDef("old", RetryPolicy(), None, None, (ParameterRecord("x"),))])
+    with closing(sqlite3.connect(path)) as check:
+        assert check.execute("SELECT value FROM meta").fetchone() == ("2",)
+        assert check.execute("SELECT parameters FROM tasks").fetchone()[0].startswith('[{"name"')
+
+
+def test_list_filters_by_status_and_roots_with_a_cursor(tmp_path: Path) -> None:
+    with closing(Store(tmp_path / "s.sqlite3")) as store:
+        store.set_tasks([("sq", RetryPolicy(), None)])
+        runs = []
+        for i in range(6):
+            run = store.create_run(run_id=f"trn-{i}", task_name="sq", input_json=b"[]")
+            runs.append(run)
+            store.create_run(run_id=f"trn-{i}c", task_name="sq", input_json=b"[]", parent=run)
+            if i % 2:
+                store.cancel(run)
+        page, more = store.list_runs(
+            statuses=frozenset({RunStatus.CANCELED}), roots_only=True, limit=2
+        )
+        assert ([r.id for r in page], more) == (["trn-5", "trn-3"], True)
+        page, more = store.list_runs(
+            statuses=frozenset({RunStatus.CANCELED}),
+            roots_only=True,
+            before_seq=page[-1].seq,
+            limit=2,
+        )
+        assert ([r.id for r in page], more) == (["trn-1"], False)
+        page, _ = store.list_runs(roots_only=True, statuses=frozenset({RunStatus.PENDING}), limit=9)
+        assert [r.id for r in page] == ["trn-4", "trn-2", "trn-0"]

@@ -24,13 +24,15 @@ from render_sdk.devserver._socket import make_socket_dir
 from render_sdk.devserver._store import Store
 
 #: Server routes that are not rpcs of a REST service: the dashboard's page, assets and
-#: its own two API routes (see render_sdk/devserver/_dashboard.py), and the document.
+#: its own four API routes (see render_sdk/devserver/_dashboard.py), and the document.
 NOT_REST_RPCS = frozenset(
     {
         ("GET", "/"),
         ("GET", "/_dashboard/{}"),
         ("GET", "/v1/dashboard/info"),
         ("GET", "/v1/dashboard/events"),
+        ("GET", "/v1/dashboard/runs"),
+        ("GET", "/v1/dashboard/logs"),
         ("GET", OPENAPI_PATH),
     }
 )

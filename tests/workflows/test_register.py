@@ -48,10 +48,24 @@ EXPECTED_APP: list[dict[str, Any]] = [
         "parameters": [
             {"name": "a", "has_default": False},
             {"name": "b", "has_default": True},
-            {"name": "args", "has_default": False},
-            {"name": "c", "has_default": True, "type": "str", "default_value": '"x"'},
-            {"name": "d", "has_default": True, "type": "List", "default_value": "[1, 2]"},
-            {"name": "kwargs", "has_default": False},
+            # Parameters other than positional-or-keyword name their kind (an optional
+            # field the official runners do not send).
+            {"name": "args", "has_default": False, "kind": "var_positional"},
+            {
+                "name": "c",
+                "has_default": True,
+                "type": "str",
+                "default_value": '"x"',
+                "kind": "keyword_only",
+            },
+            {
+                "name": "d",
+                "has_default": True,
+                "type": "List",
+                "default_value": "[1, 2]",
+                "kind": "keyword_only",
+            },
+            {"name": "kwargs", "has_default": False, "kind": "var_keyword"},
         ],
     },
     {
@@ -158,6 +172,19 @@ async def test_register_payload_matches_official_0_4_0(sock_dir: Path, sdk040_py
             assert done.returncode == 0, done.stderr
             payloads.append(server.calls("/register-tasks")[0].body)
     theirs, ours = (_wire.loads(RegisterTasksRequest, p, _wire.SOCKET) for p in payloads)
+    # Only ours names a parameter's kind (an optional field 0.4.0 does not know), and
+    # only for parameters that are not positional-or-keyword.
+    kinds = {(t.name, p.name): p.kind for t in ours.tasks for p in t.parameters if p.kind}
+    assert kinds == {
+        ("custom-name", "args"): "var_positional",
+        ("custom-name", "c"): "keyword_only",
+        ("custom-name", "d"): "keyword_only",
+        ("custom-name", "kwargs"): "var_keyword",
+    }
+    assert not any(p.kind for t in theirs.tasks for p in t.parameters)
+    for task in ours.tasks:
+        for param in task.parameters:
+            param.kind = None
     # Field by field through the codec (0.4.0 omits an empty parameter list).
     assert _wire.to_dict(ours, _wire.SOCKET) == _wire.to_dict(theirs, _wire.SOCKET)
     assert APPS.exists()

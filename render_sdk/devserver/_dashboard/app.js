@@ -4,8 +4,7 @@
 const PAGE = 50;
 const SUBSCRIBE_WAIT_MS = 3000;
 const TERMINAL = new Set(["completed", "succeeded", "failed", "canceled"]);
-const state = { key: sessionStorage.getItem("rw-api-key") || "", tasks: [], info: null,
-  runs: new Map(), lastEventId: null, listeners: new Set() };
+const state = { key: sessionStorage.getItem("rw-api-key") || "", tasks: [], listeners: new Set() };
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -59,41 +58,7 @@ document.getElementById("key-form").addEventListener("submit", (ev) => {
 
 function setLive(text) { document.getElementById("live").textContent = text; }
 
-// Resolved by the stream's first ready (or resync) event. A view drawn before the stream is
-// subscribed could miss a transition that happens in between, so the first render waits.
-let markSubscribed;
-const subscribed = new Promise((resolve) => { markSubscribed = resolve; });
-
-async function streamEvents() {
-  // fetch rather than EventSource: it can send the API key and Last-Event-ID itself.
-  for (;;) {
-    try {
-      const headers = { Accept: "text/event-stream" };
-      if (state.key) headers.Authorization = `Bearer ${state.key}`;
-      if (state.lastEventId != null) headers["Last-Event-ID"] = state.lastEventId;
-      const resp = await fetch("/v1/dashboard/events", { headers, credentials: "same-origin" });
-      if (resp.status === 401) { askForKey(); setLive("API key needed"); return; }
-      if (!resp.ok || !resp.body) throw new Error(`events: ${resp.status}`);
-      setLive("live");
-      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-        let cut;
-        while ((cut = buf.indexOf("\n\n")) >= 0) {
-          onFrame(buf.slice(0, cut));
-          buf = buf.slice(cut + 2);
-        }
-      }
-    } catch { /* reconnect below */ }
-    setLive("reconnecting…");
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-function onFrame(text) {
+function parseFrame(text) {
   let id = null, event = "message", data = "";
   for (const line of text.split("\n")) {
     if (line.startsWith(":")) continue;
@@ -104,30 +69,75 @@ function onFrame(text) {
     else if (field === "event") event = value;
     else if (field === "data") data += value;
   }
-  if (id != null) state.lastEventId = id;
+  return { id, event, data };
+}
+
+// An SSE stream of this origin, resumed with Last-Event-ID after a drop, until `signal`
+// aborts it. fetch rather than EventSource: it can send the API key itself.
+async function sse(path, { onFrame, onOpen = () => {}, onDrop = () => {}, signal }) {
+  let lastId = null;
+  while (!signal?.aborted) {
+    try {
+      const headers = { Accept: "text/event-stream" };
+      if (state.key) headers.Authorization = `Bearer ${state.key}`;
+      if (lastId != null) headers["Last-Event-ID"] = lastId;
+      const resp = await fetch(path, { headers, credentials: "same-origin", signal });
+      if (resp.status === 401) { askForKey(); return false; }
+      if (!resp.ok || !resp.body) throw new Error(`${path}: ${resp.status}`);
+      onOpen();
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let cut;
+        while ((cut = buf.indexOf("\n\n")) >= 0) {
+          const frame = parseFrame(buf.slice(0, cut));
+          buf = buf.slice(cut + 2);
+          if (frame.id != null) lastId = frame.id;
+          onFrame(frame);
+        }
+      }
+    } catch { /* aborted, or reconnect below */ }
+    if (signal?.aborted) break;
+    onDrop();
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return true;
+}
+
+// Resolved with the all-runs stream's first ready (or resync) id. A view drawn from data
+// read before the subscription could miss a transition in between, so the first render
+// checks its data's eventId against it.
+let markSubscribed;
+const subscribed = new Promise((resolve) => { markSubscribed = resolve; });
+// Bounded, so a stream that cannot connect still leaves a page drawn from the API.
+const subscribedId = Promise.race([subscribed,
+  new Promise((r) => setTimeout(() => r(0), SUBSCRIBE_WAIT_MS))]);
+
+async function streamEvents() {
+  const ok = await sse("/v1/dashboard/events", {
+    onOpen: () => setLive("live"), onDrop: () => setLive("reconnecting…"), onFrame: onRunFrame });
+  if (!ok) setLive("API key needed");
+}
+
+function onRunFrame({ id, event, data }) {
   if (event === "ready" || event === "resync") {
     const first = markSubscribed !== null;
-    if (first) { markSubscribed(); markSubscribed = null; }
-    // Redraw what was drawn without the stream: from the API, before this subscription.
-    if (event === "resync" || (first && drawn)) render();
+    if (first) { markSubscribed(Number(id)); markSubscribed = null; }
+    // What is drawn may predate a gap in the stream: redraw it from the API (unless the
+    // view checks its data against this id itself).
+    if (event === "resync" || (first && drawn && !checksReady)) render();
     return;
   }
   if (!data) return;
   const run = JSON.parse(data);
   if (!run.id) return;
-  state.runs.set(run.id, run);
-  for (const fn of state.listeners) fn(run);
+  for (const fn of state.listeners) fn(run, Number(id));
 }
 
 // ------------------------------------------------------------------ helpers
-
-// A view's listener is added once its GET has answered, so a transition the stream delivers
-// while the GET is in flight only reaches state.runs. Reconcile: a terminal answer is final;
-// otherwise the stream's copy is either newer, or older with the newer event still to come.
-function latest(run) {
-  const seen = state.runs.get(run.id);
-  return !seen || TERMINAL.has(run.status) ? run : seen;
-}
 
 const taskName = (taskId) => state.tasks.find((t) => t.id === taskId)?.name || taskId;
 const statusEl = (s) => h("span", { class: `status status-${s}`, "data-status": s }, s);
@@ -149,15 +159,39 @@ function view(content) {
 
 const filters = { task: "", status: "", roots: false, search: "" };
 
+// The same filters as the server applies (for runs that arrive on the stream).
 function matches(run) {
+  if (filters.search) return run.id === filters.search;
   if (filters.task && run.taskId !== filters.task) return false;
   if (filters.status && run.status !== filters.status) return false;
   if (filters.roots && run.parentTaskRunId) return false;
-  if (filters.search && !run.id.includes(filters.search)) return false;
   return true;
 }
 
+function runsQuery(cursor) {
+  const q = new URLSearchParams({ limit: String(PAGE) });
+  if (cursor) q.set("cursor", cursor);
+  if (filters.task) q.set("taskSlug", filters.task);
+  if (filters.status) q.set("status", filters.status);
+  if (filters.roots) q.set("rootsOnly", "true");
+  return `/v1/dashboard/runs?${q}`;
+}
+
+// The first page, requested at start-up alongside the stream's subscription.
+let prefetched = null;
+
+async function runsPage(cursor) {
+  // Run ids are opaque: a search is a lookup of one id.
+  if (filters.search) return api(`/v1/dashboard/runs?${new URLSearchParams({ runId: filters.search })}`);
+  const pre = cursor ? null : prefetched;
+  prefetched = null;
+  const got = pre ? await pre.catch(() => null) : null;
+  if (got) return got;
+  return api(runsQuery(cursor));
+}
+
 async function runsView() {
+  checksReady = true; // each load below checks its eventId against the stream's ready
   const cursors = [null];
   const body = h("tbody");
   const pager = h("div", { class: "pager" });
@@ -168,15 +202,22 @@ async function runsView() {
   const row = (run) => h("tr", { "data-run": run.id }, h("td", {}, runLink(run.id)),
     h("td", {}, taskName(run.taskId)), h("td", {}, statusEl(run.status)),
     h("td", {}, fmtTime(run.startedAt)), h("td", {}, duration(run)));
-  let page = 0, next = null;
+  let page = 0, next = null, seenId = 0, during = null, alive = true;
 
   async function load() {
-    const q = new URLSearchParams({ limit: String(PAGE) });
-    if (cursors[page]) q.set("cursor", cursors[page]);
-    if (filters.task) q.set("taskSlug", taskName(filters.task));
-    let items = await api(`/v1/task-runs?${q}`);
-    next = items.length === PAGE ? items[items.length - 1].cursor : null;
-    items = items.map((i) => latest(i.taskRun || i)).filter(matches);
+    // Events that arrive while the page is read are replayed on it once drawn (those
+    // it already reflects are skipped by their id).
+    const mine = during = [];
+    const got = await runsPage(cursors[page]);
+    if (during !== mine) return; // a newer load took over
+    during = null;
+    // A page read before the stream's subscription (the first one is read alongside it)
+    // is drawn at once; if a transition came between the read and the subscription
+    // (eventId < ready's id), the stream does not carry it: read again.
+    subscribed.then((readyId) => { if (alive && seenId < readyId) load(); });
+    next = got.nextCursor;
+    seenId = got.eventId;
+    const items = got.runs;
     rows.clear();
     body.replaceChildren(...items.map((r) => { const tr = row(r); rows.set(r.id, tr); return tr; }));
     if (!items.length) body.append(h("tr", {}, h("td", { colspan: 5 }, "No runs match.")));
@@ -184,10 +225,14 @@ async function runsView() {
       h("button", { type: "button", disabled: page === 0, onclick: () => { page--; load(); } }, "Newer"),
       h("span", {}, `Page ${page + 1}`),
       h("button", { type: "button", disabled: !next, onclick: () => { cursors[page + 1] = next; page++; load(); } }, "Older"));
+    for (const [run, eventId] of mine) onRun(run, eventId);
   }
 
-  const onRun = (run) => {
+  const onRun = (run, eventId) => {
+    if (during) { during.push([run, eventId]); return; }
+    if (eventId <= seenId) return; // the page already shows this transition (or a later one)
     const old = rows.get(run.id);
+    if (old && !matches(run)) { old.remove(); rows.delete(run.id); return; }
     if (old) { const tr = row(run); old.replaceWith(tr); rows.set(run.id, tr); return; }
     if (page === 0 && matches(run)) {
       const tr = row(run); rows.set(run.id, tr);
@@ -200,29 +245,38 @@ async function runsView() {
   const taskSel = h("select", { id: "f-task", "aria-label": "Filter by task", onchange: (e) => { filters.task = e.target.value; reload(); } },
     h("option", { value: "" }, "All tasks"),
     state.tasks.map((t) => h("option", { value: t.id, selected: filters.task === t.id }, t.name)));
+  // The server takes the task's id as a slug; the stream's runs carry it as taskId.
   const statusSel = h("select", { id: "f-status", "aria-label": "Filter by status", onchange: (e) => { filters.status = e.target.value; reload(); } },
     ["", "pending", "running", "completed", "failed", "canceled"].map((s) =>
       h("option", { value: s, selected: filters.status === s }, s || "All statuses")));
   const roots = h("label", {}, h("input", { type: "checkbox", id: "f-roots", checked: filters.roots,
     onchange: (e) => { filters.roots = e.target.checked; reload(); } }), " Roots only");
   const search = h("input", { type: "search", id: "f-search", placeholder: "Search by run id", "aria-label": "Search by run id",
-    value: filters.search, oninput: (e) => { filters.search = e.target.value.trim(); reload(); } });
+    value: filters.search, onchange: (e) => { filters.search = e.target.value.trim(); reload(); } });
   view(h("section", {}, h("h2", {}, "Runs"), h("div", { class: "filters" }, taskSel, statusSel, roots, search), table, pager));
   state.listeners.add(onRun);
   await load();
-  return () => state.listeners.delete(onRun);
+  return () => { alive = false; state.listeners.delete(onRun); };
 }
 
 // ------------------------------------------------------------------ run view
 
 async function runView(id) {
-  let run = latest(await api(`/v1/task-runs/${encodeURIComponent(id)}`));
+  // Listening before the run is read: what changes meanwhile is applied after it.
+  const early = [];
+  const collect = (r, eventId) => early.push([r, eventId]);
+  state.listeners.add(collect);
+  let run;
+  try { run = await api(`/v1/task-runs/${encodeURIComponent(id)}`); }
+  finally { state.listeners.delete(collect); }
   const head = h("div");
   const detail = h("div", { class: "grid" });
   const treeBox = h("section", { class: "tree", "aria-label": "Run tree" });
   const logBox = h("pre", { id: "logs", "aria-label": "Logs", tabindex: 0 });
   const traceBox = h("pre", { id: "traceback", class: "error", tabindex: 0, "aria-label": "Traceback" });
+  traceBox.hidden = true;
   let tree = new Map();
+  const treeEvents = new Map(); // run id -> id of the last event applied to the tree
 
   function drawHead() {
     const cancel = h("button", { type: "button", id: "cancel", disabled: TERMINAL.has(run.status),
@@ -247,8 +301,9 @@ async function runView(id) {
   }
 
   async function loadTree() {
-    const items = await api(`/v1/task-runs?rootTaskRunId=${encodeURIComponent(run.rootTaskRunId || run.id)}&limit=100`);
-    tree = new Map(items.map((i) => latest(i.taskRun || i)).map((r) => [r.id, r]));
+    const got = await api(`/v1/dashboard/runs?rootTaskRunId=${encodeURIComponent(run.rootTaskRunId || run.id)}&limit=100`);
+    // A node changed by an event newer than the list keeps the event's state.
+    for (const r of got.runs) if (!((treeEvents.get(r.id) ?? 0) > got.eventId)) tree.set(r.id, r);
     drawTree();
   }
 
@@ -266,36 +321,38 @@ async function runView(id) {
     treeBox.replaceChildren(h("h3", {}, "Tree"), h("ul", {}, roots.map(node)));
   }
 
-  async function loadLogs() {
-    const resp = await api(`/v1/logs?taskRunId=${encodeURIComponent(id)}&direction=forward&limit=1000`);
-    logBox.replaceChildren(...resp.logs.map((l) => {
-      const stream = (l.labels || []).map((x) => x.value).find((v) => v === "stdout" || v === "stderr") || "stdout";
-      return h("span", { class: stream, "data-stream": stream }, l.message.endsWith("\n") ? l.message : `${l.message}\n`);
-    }));
-    if (!resp.logs.length) logBox.textContent = "(no output)";
+  let stderr = "";
+  logBox.textContent = "(no output yet)";
+  function onLogs({ event, data }) {
+    if (event !== "logs" || !data) return;
+    if (!logBox.querySelector("span")) logBox.replaceChildren();
+    for (const l of JSON.parse(data)) {
+      const stream = l.stream === "stderr" ? "stderr" : "stdout";
+      logBox.append(h("span", { class: stream, "data-stream": stream }, l.message.endsWith("\n") ? l.message : `${l.message}\n`));
+      if (stream === "stderr") stderr += l.message;
+    }
     // The server puts a failed attempt's traceback on the run's stderr.
-    const err = resp.logs.filter((l) => (l.labels || []).some((x) => x.value === "stderr")).map((l) => l.message).join("");
-    const at = err.lastIndexOf("Traceback (most recent call last)");
-    traceBox.textContent = at >= 0 ? err.slice(at) : "";
+    const at = stderr.lastIndexOf("Traceback (most recent call last)");
+    traceBox.textContent = at >= 0 ? stderr.slice(at) : "";
     traceBox.hidden = at < 0;
   }
 
-  const onRun = (r) => {
-    if (r.id === id) { run = r; drawHead(); loadLogs(); }
-    if ((r.rootTaskRunId || r.id) === (run.rootTaskRunId || run.id)) { tree.set(r.id, r); drawTree(); }
+  const onRun = (r, eventId) => {
+    if (r.id === id) { run = r; drawHead(); }
+    if ((r.rootTaskRunId || r.id) === (run.rootTaskRunId || run.id)) {
+      tree.set(r.id, r); treeEvents.set(r.id, eventId); drawTree();
+    }
   };
-  // Output is not on the event stream; while the run is live (and for a moment after, as
-  // the server writes output in batches) its logs refresh each second.
-  let endedAt = TERMINAL.has(run.status) ? 0 : null;
-  const timer = setInterval(() => {
-    if (TERMINAL.has(run.status)) endedAt ??= Date.now();
-    if (endedAt === null || Date.now() - endedAt < 2500) loadLogs();
-  }, 1000);
+  tree.set(run.id, run);
   drawHead();
   view(h("div", {}, head, detail, treeBox, h("section", {}, h("h3", {}, "Logs"), logBox)));
   state.listeners.add(onRun);
-  await Promise.all([loadTree(), loadLogs()]);
-  return () => { state.listeners.delete(onRun); clearInterval(timer); };
+  for (const [r, eventId] of early) onRun(r, eventId);
+  // Output arrives on its own stream, as the server commits it, for as long as this shows.
+  const logs = new AbortController();
+  sse(`/v1/dashboard/logs?taskRunId=${encodeURIComponent(id)}`, { onFrame: onLogs, signal: logs.signal });
+  await loadTree();
+  return () => { state.listeners.delete(onRun); logs.abort(); };
 }
 
 // ------------------------------------------------------------------ tasks view
@@ -305,10 +362,12 @@ async function tasksView(params) {
   state.tasks = info.tasks;
   showRegistration(info);
   const list = h("table", { "aria-label": "Tasks" },
-    h("thead", {}, h("tr", {}, ["Task", "Retries", "Retry wait", "Backoff", "Timeout"].map((c) => h("th", {}, c)))),
-    h("tbody", {}, info.tasks.map((t) => h("tr", {}, h("td", {}, t.name), h("td", {}, t.retry.maxRetries),
+    h("thead", {}, h("tr", {}, ["Task", "Parameters", "Retries", "Retry wait", "Backoff", "Timeout", "Plan"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, info.tasks.map((t) => h("tr", { "data-task": t.name }, h("td", {}, t.name),
+      h("td", { class: "params" }, t.parameters.length ? t.parameters.map(paramEl) : "(none)"),
+      h("td", {}, t.retry.maxRetries),
       h("td", {}, `${t.retry.waitDurationMs} ms`), h("td", {}, `×${t.retry.factor}`),
-      h("td", {}, t.timeoutSeconds ? `${t.timeoutSeconds} s` : "default")))));
+      h("td", {}, t.timeoutSeconds ? `${t.timeoutSeconds} s` : "default"), h("td", {}, t.plan || "default")))));
   const sel = h("select", { id: "start-task", "aria-label": "Task to start" },
     info.tasks.map((t) => h("option", { value: t.name, selected: params.get("task") === t.name }, t.name)));
   const input = h("textarea", { id: "start-input", rows: 4, cols: 40, "aria-label": "Input (JSON array or object)",
@@ -323,12 +382,47 @@ async function tasksView(params) {
     if (typeof value !== "object" || value === null) {
       message.className = "error"; message.textContent = "Input must be a JSON array (positional) or object (keyword arguments)."; return;
     }
+    const task = info.tasks.find((t) => t.name === sel.value);
+    const problem = task ? checkInput(task, value) : null;
+    if (problem) { message.className = "error"; message.textContent = problem; return; }
     try {
       const run = await api("/v1/task-runs", { method: "POST", body: { task: sel.value, input: value } });
       location.hash = `#/runs/${encodeURIComponent(run.id)}`;
     } catch (e) { message.className = "error"; message.textContent = e.message; }
   } }, h("h3", {}, "Start a run"), h("div", { class: "filters" }, sel, input, h("button", { type: "submit" }, "Start")), message);
   view(h("section", {}, h("h2", {}, "Tasks"), list, form));
+}
+
+const PREFIX = { var_positional: "*", var_keyword: "**" };
+
+function paramEl(p) {
+  const text = `${PREFIX[p.kind] || ""}${p.name}${p.type ? `: ${p.type}` : ""}${p.hasDefault ? ` = ${p.default ?? "None"}` : ""}`;
+  return h("code", { class: "param", "data-param": p.name, title: p.kind.replaceAll("_", " ") }, text);
+}
+
+// Whether `value` (a JSON array or object) fits the task's parameters: a message when not.
+function checkInput(task, value) {
+  const params = task.parameters;
+  if (!params.length) return null; // described nothing (or takes nothing): the run will tell
+  const signature = `${task.name}(${params.map((p) => `${PREFIX[p.kind] || ""}${p.name}`).join(", ")})`;
+  const varPos = params.some((p) => p.kind === "var_positional");
+  const varKw = params.some((p) => p.kind === "var_keyword");
+  const required = params.filter((p) => !p.hasDefault && !PREFIX[p.kind]);
+  if (Array.isArray(value)) {
+    const positional = params.filter((p) => p.kind === "positional_only" || p.kind === "positional_or_keyword");
+    if (!varPos && value.length > positional.length) {
+      return `${signature} takes at most ${positional.length} positional argument${positional.length === 1 ? "" : "s"}, the input has ${value.length}.`;
+    }
+    const missing = required.filter((p) => p.kind === "keyword_only" || positional.indexOf(p) >= value.length);
+    if (missing.length) return `${signature}: missing required argument${missing.length === 1 ? "" : "s"} ${missing.map((p) => p.name).join(", ")}${missing.some((p) => p.kind === "keyword_only") ? " (keyword-only: give the input as an object)" : ""}.`;
+    return null;
+  }
+  const byName = new Map(params.filter((p) => !PREFIX[p.kind] && p.kind !== "positional_only").map((p) => [p.name, p]));
+  const unknown = Object.keys(value).filter((k) => !byName.has(k));
+  if (unknown.length && !varKw) return `${signature}: unknown parameter${unknown.length === 1 ? "" : "s"} ${unknown.join(", ")}.`;
+  const missing = required.filter((p) => !(p.name in value) || p.kind === "positional_only");
+  if (missing.length) return `${signature}: missing required parameter${missing.length === 1 ? "" : "s"} ${missing.map((p) => p.name).join(", ")}${missing.some((p) => p.kind === "positional_only") ? " (positional-only: give the input as an array)" : ""}.`;
+  return null;
 }
 
 function showRegistration(info) {
@@ -346,8 +440,10 @@ function showRegistration(info) {
 
 let cleanup = null;
 let drawn = false;
+let checksReady = false;
 async function render() {
   drawn = true;
+  checksReady = false;
   if (cleanup) { cleanup(); cleanup = null; }
   const [path, query] = (location.hash.slice(1) || "/runs").split("?");
   const params = new URLSearchParams(query || "");
@@ -365,10 +461,19 @@ async function render() {
 
 let started = false;
 async function start() {
+  // The info, the stream's subscription and the runs view's first page are asked for at
+  // once; the page is drawn when it comes and read again if it predates the subscription
+  // (runsView's load checks its eventId against the stream's ready id).
+  const info = api("/v1/dashboard/info");
+  if (!started && !location.hash.slice(1).startsWith("/runs/") && !location.hash.startsWith("#/tasks")) {
+    prefetched = api(runsQuery(null));
+    prefetched.catch(() => {});
+  }
+  if (!started) streamEvents();
   try {
-    const info = await api("/v1/dashboard/info");
-    state.tasks = info.tasks;
-    showRegistration(info);
+    const got = await info;
+    state.tasks = got.tasks;
+    showRegistration(got);
   } catch (e) {
     if (e.status !== 401) view(h("p", { class: "error", role: "alert" }, e.message));
     return;
@@ -376,9 +481,9 @@ async function start() {
   if (!started) {
     started = true;
     window.addEventListener("hashchange", render);
-    streamEvents();
-    // Bounded, so a stream that cannot connect still leaves a page drawn from the API.
-    await Promise.race([subscribed, new Promise((r) => setTimeout(r, SUBSCRIBE_WAIT_MS))]);
+    // A run or the tasks view is read after the subscription; the runs view's first page
+    // was read alongside it and is checked against it (runsView).
+    if (!prefetched) await subscribedId;
   }
   await render();
 }

@@ -272,6 +272,14 @@ class TaskParameter(betterproto2.Message):
     The default as JSON text, when it has one that JSON can carry.
     """
 
+    kind: "str | None" = betterproto2.field(5, betterproto2.TYPE_STRING, optional=True)
+    """
+    How a caller passes it, named after Python's inspect.Parameter kinds:
+    "positional_only", "positional_or_keyword", "keyword_only",
+    "var_positional" (*args) or "var_keyword" (**kwargs). Sent by this SDK's
+    runner only; a parameter without it is read as "positional_or_keyword".
+    """
+
 
 default_message_pool.register_message("render.tasksocket.v1", "TaskParameter", TaskParameter)
 
