@@ -6,8 +6,6 @@ memory is read from ``/proc/<pid>/status``.
 
 from __future__ import annotations
 
-import json
-import socket
 import textwrap
 import time
 from collections.abc import Callable
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import httpx
 from devserver_helpers import start_run, wait_terminal
+from server_probe import MiB, memory, open_stream, read_events
 
 from render_sdk.devserver._constants import (
     SSE_HISTORY_MAX_BYTES,
@@ -24,7 +23,6 @@ from render_sdk.devserver._constants import (
 from render_sdk.testing import LocalServer
 
 MakeServer = Callable[..., LocalServer]
-MiB = 1024 * 1024
 
 APP = """
 import time
@@ -52,58 +50,9 @@ def hold_big(c: str, n: int, t: float) -> str:
 """
 
 
-def memory(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid``, in bytes."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
-
-
 def serve(make_server: MakeServer, tmp_path: Path) -> LocalServer:
     (tmp_path / "mem_app.py").write_text(textwrap.dedent(APP))
     return make_server(app="mem_app:app", cwd=tmp_path)
-
-
-def open_stream(server: LocalServer, run_ids: str, last_id: int | None = None) -> socket.socket:
-    """A raw events request on a socket with a small receive buffer, not yet read."""
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    sock.connect((host, int(port)))
-    extra = f"Last-Event-ID: {last_id}\r\n" if last_id is not None else ""
-    sock.sendall(
-        f"GET /v1/task-runs/events?taskRunIds={run_ids} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Connection: close\r\n{extra}\r\n".encode()
-    )
-    return sock
-
-
-def read_events(sock: socket.socket) -> list[tuple[int, str, dict[str, object]]]:
-    """Read the stream to its end: ``(id, event, data)`` of each complete event."""
-    sock.settimeout(60)
-    raw = b""
-    while chunk := sock.recv(1 << 20):
-        raw += chunk
-    sock.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
-    text = b""
-    while body:
-        size_line, _, body = body.partition(b"\r\n")
-        size = int(size_line, 16)
-        if size == 0:
-            break
-        text, body = text + body[:size], body[size + 2 :]
-    events = []
-    for block in text.split(b"\n\n"):
-        fields = dict(line.split(b": ", 1) for line in block.split(b"\n") if b": " in line)
-        if b"event" in fields:
-            data = json.loads(fields[b"data"])
-            events.append((int(fields[b"id"]), fields[b"event"].decode(), data))
-    return events
 
 
 def test_history_holds_no_payload_per_event(make_server: MakeServer, tmp_path: Path) -> None:
@@ -139,7 +88,7 @@ def test_never_reading_subscribers_share_one_frame(make_server: MakeServer, tmp_
         assert wait_terminal(c, run_id, 60)["status"] == "completed"
         frame = len(c.get(f"/v1/task-runs/{run_id}").content)
     before = memory(server.pid)
-    streams = [open_stream(server, run_id) for _ in range(20)]
+    streams = [open_stream(server.url, run_id) for _ in range(20)]
     time.sleep(3)
     after = memory(server.pid)
     print(
@@ -176,13 +125,13 @@ def test_slow_subscriber_is_dropped_and_resumes_with_last_event_id(
         # Subscribe once both run, so the stream's only events are the two terminal ones.
         while any(c.get(f"/v1/task-runs/{r}").json()["status"] != "running" for r in (a, b)):
             time.sleep(0.05)
-        sock = open_stream(server, f"{a},{b}")
+        sock = open_stream(server.url, f"{a},{b}")
         for run_id in (a, b):
             assert wait_terminal(c, run_id, 60)["status"] == "completed"
     first = read_events(sock)
     assert [(e[1], e[2]["id"]) for e in first] == [("task.completed", a)], [
         (e[1], e[2]["id"]) for e in first
     ]
-    rest = read_events(open_stream(server, f"{a},{b}", last_id=first[-1][0]))
+    rest = read_events(open_stream(server.url, f"{a},{b}", last_id=first[-1][0]))
     assert [(e[1], e[2]["id"]) for e in rest] == [("task.completed", b)]
     assert rest[0][2]["results"] == ["b" * size]
