@@ -105,7 +105,7 @@ def test_server_sigkill_mid_burst_loses_nothing(
         "recovered at restart": recovered_lines[0].split()[1] if recovered_lines else 0,
         "attempts failed by the restart": restarted,
         "POSTs retried": retried_posts[0],
-        "processes the killed server left": leftovers,
+        "its processes still running after recovery": leftovers,
         "statuses": statuses(runs.values()),
     }
     assert_settled(outcome)

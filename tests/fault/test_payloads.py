@@ -75,8 +75,8 @@ def test_payloads_at_and_over_the_limits(fault_server: MakeServer, figures: Reco
 
     fig.account(everything)
     fig.extra = {
-        "result over the limit failed after s": round(fail_s, 1),
-        "input over the limit": "/".join(str(r.status_code) for r in refused),
+        "over-limit result failed in s": round(fail_s, 1),
+        "over-limit input (sized/chunked)": "/".join(str(r.status_code) for r in refused),
         "statuses": statuses(everything["runs"].values()),
     }
     assert over_run["status"] == "failed", over_run["status"]
