@@ -104,6 +104,7 @@ def test_dropped_and_slow_readers_keep_memory_bounded(
                     f.result()
             outcome = settle(c, ids, 90)
             peak = memory(server.pid)["VmHWM"]
+            frame = len(c.get(f"/v1/task-runs/{ids[0]}").content)
             first = [read_events(s) for s in slow]
         finally:
             for s in slow:
@@ -121,8 +122,11 @@ def test_dropped_and_slow_readers_keep_memory_bounded(
             fds_after = open_fds(server.pid)
         outcome = settle(c, ids, 10)
 
+    # The documented budgets: the replay history, each slow stream's backlog, one write
+    # slice per open stream (every dropped one, if the server has not yet noticed), and
+    # each watched run's current frame, encoded once and shared by every stream.
     budget = SSE_HISTORY_MAX_BYTES + SLOW * SSE_SUBSCRIBER_MAX_BYTES
-    budget += (SLOW + DROPPERS) * SSE_WRITE_CHUNK_BYTES + PASSAGE + SLACK
+    budget += (SLOW + DROPPED) * SSE_WRITE_CHUNK_BYTES + RUNS * frame + PASSAGE + SLACK
     growth = peak - before["VmRSS"]
     dropped = sum(1 for events in first if len(_terminal(events)) < RUNS)
     # What each resumed stream saw in all, before its drop and after its resume.
@@ -138,6 +142,7 @@ def test_dropped_and_slow_readers_keep_memory_bounded(
         "resumed and saw every terminal state": f"{seen.count(everything)}/{len(seen)}",
         "RSS growth MiB": round(growth / MiB, 1),
         "bound MiB": round(budget / MiB, 1),
+        "frame MiB": round(frame / MiB, 1),
         "fds before/after": f"{fds_before}/{fds_after}",
     }
     assert_settled(outcome)
