@@ -39,6 +39,12 @@ def burst(i: int) -> int:
     return i
 
 
+@app.task(retry=Retry(max_retries=2, wait_duration_ms=100))
+async def burst_parent(n: int) -> int:
+    """A parent of n burst runs; retried when the server dies under it."""
+    return sum(await asyncio.gather(*(burst(i) for i in range(n))))
+
+
 def _note_pid(pid_dir: str, key: str) -> bool:
     """Append this attempt's pid to pid_dir/key (one small O_APPEND write, read whole
     lines only); True on the run's first attempt."""
@@ -95,6 +101,12 @@ def big(n: int) -> str:
 @app.task
 def size(s: str) -> int:
     return len(s)
+
+
+@app.task(retry=Retry(max_retries=0, wait_duration_ms=0))
+async def send_big(n: int) -> int:
+    """Starts a subtask whose input is a string of n bytes."""
+    return await size("y" * n)
 '''
 
 #: Sets RLIMIT_NOFILE (soft and hard, so the server cannot raise it) and execs the server:

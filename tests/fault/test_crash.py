@@ -28,6 +28,9 @@ from fault_support import (
 pytestmark = [pytest.mark.fault]
 
 BURST = 200
+#: Parents of CHILDREN burst subtasks each, started just before the burst.
+PARENTS = 3
+PARENT_CHILDREN = 20
 #: The server is killed once this many of the burst's runs were accepted.
 KILL_AFTER = 80
 SUBMITTERS = 8
@@ -48,6 +51,8 @@ def test_server_sigkill_mid_burst_loses_nothing(
     retried_posts = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + SUBMIT_S
+    with httpx.Client(base_url=url, timeout=10) as c:
+        parents = [submit(c, "burst_parent", [PARENT_CHILDREN]) for _ in range(PARENTS)]
 
     def submitter(indices: range) -> None:
         # Each POST carries an idempotency key, so one whose answer died with the server
@@ -88,8 +93,10 @@ def test_server_sigkill_mid_burst_loses_nothing(
 
     assert len(accepted) == BURST, f"only {len(accepted)} of {BURST} accepted"
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        outcome = settle(c, accepted.values(), SETTLE_S)
+        settle(c, [*accepted.values(), *parents], SETTLE_S)
         listed = all_runs(c)
+        # Every accepted run and every run listed (the parents' children too).
+        outcome = settle(c, [*accepted.values(), *parents, *(r["id"] for r in listed)], 30)
     runs = outcome["runs"]
     restarted = sum(
         1
@@ -99,17 +106,25 @@ def test_server_sigkill_mid_burst_loses_nothing(
     )
     recovered_lines = [line for line in server.output if line.startswith("Recovered ")]
     leftovers = reaper.reap()
-    fig.account(outcome, runs=len(accepted))
+    fig.account(outcome)
     fig.extra = {
         "accepted before the kill": at_kill,
         "recovered at restart": recovered_lines[0].split()[1] if recovered_lines else 0,
         "attempts failed by the restart": restarted,
+        "parents retried": sum(1 for p in parents if len(runs[p]["attempts"]) > 1),
         "POSTs retried": retried_posts[0],
         "its processes still running after recovery": leftovers,
         "statuses": statuses(runs.values()),
     }
     assert_settled(outcome)
-    assert len({r["id"] for r in listed}) == BURST, "a retried POST started a second run"
+    roots = {r["id"] for r in listed if not r.get("parentTaskRunId")}
+    assert len(roots) == BURST + PARENTS, "a retried POST started a second run"
+    # A parent the restart interrupted is retried; its retry takes over the children the
+    # dead attempt started instead of starting them again.
+    children = {p: [r for r in listed if r.get("parentTaskRunId") == p] for p in parents}
+    assert {p: len(kids) for p, kids in children.items()} == dict.fromkeys(parents, PARENT_CHILDREN)
+    total = sum(range(PARENT_CHILDREN))
+    assert {p: runs[p]["results"] for p in parents} == {p: [total] for p in parents}
     # burst retries twice: a run the restart interrupted completes on its next attempt.
     assert {i: runs[run_id]["results"] for i, run_id in accepted.items()} == {
         i: [i] for i in range(BURST)

@@ -1,9 +1,11 @@
 """Payloads at and just over the documented limits: at the limit succeeds, one byte over
 fails fast with a message naming the limit, and nothing is left stuck.
 
-The limits: a task's encoded result (``MAX_RESULT_BYTES``, checked by the task runner
-before anything is sent) and a REST request body, which carries the run's input
-(``MAX_BODY_BYTES``, checked by the server before the body is decoded).
+The limits (``render_sdk/_constants.py``, ``render_sdk/devserver/_constants.py``): a run's
+encoded input (``MAX_INPUT_BYTES``; checked by the server on ``POST /v1/task-runs`` and by
+the task runner before a subtask call), its encoded result (``MAX_RESULT_BYTES``; checked by
+the runner before its callback), and a REST request body (``MAX_BODY_BYTES``; checked by the
+server before the body is decoded, from Content-Length or as a chunked body streams).
 """
 
 from __future__ import annotations
@@ -11,86 +13,95 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from fault_support import MakeServer, Record, all_runs, assert_settled, settle, statuses, submit
 
+from render_sdk._constants import MAX_INPUT_BYTES, MAX_RESULT_BYTES
 from render_sdk.devserver._constants import MAX_BODY_BYTES
-from render_sdk.workflows._constants import MAX_RESULT_BYTES
 
 pytestmark = [pytest.mark.fault]
 
-#: `["` and `"]` around a string result: its encoding's overhead.
-RESULT_OVERHEAD = 4
+#: `["` and `"]` around a string: the encoded input's or result's overhead.
+OVERHEAD = 4
 #: An over-limit run must be failed within this (the defect it guards against kept the run
 #: "running" for ~10 minutes of callback retries); generous for a loaded machine.
 FAIL_FAST_S = 60.0
+JSON = {"content-type": "application/json"}
 
 
-def _input_body(pad: int) -> bytes:
-    """A POST /v1/task-runs body for ``size`` with a string of ``pad`` bytes."""
-    return json.dumps({"task": "size", "input": ["y" * pad]}).encode()
+def _names_limit(message: str, size: int, limit: int) -> None:
+    assert f"{size} bytes" in message, message
+    assert f"limit of {limit} bytes" in message, message
 
 
-#: The string length that makes the body exactly MAX_BODY_BYTES.
-AT_LIMIT_PAD = MAX_BODY_BYTES - len(_input_body(0))
-
-
-def _streamed(body: bytes) -> Iterator[bytes]:
+def _chunked(body: bytes) -> Iterator[bytes]:
     """The body in 1 MiB pieces: sent chunked, with no Content-Length to check up front."""
     for i in range(0, len(body), 1 << 20):
         yield body[i : i + (1 << 20)]
+
+
+def _timed_run(c: httpx.Client, task: str, input: list[Any]) -> tuple[dict[str, Any], float]:
+    """Start a run and wait for its end; its details and the seconds that took."""
+    started = time.monotonic()
+    run_id = submit(c, task, input)
+    run: dict[str, Any] = settle(c, [run_id], FAIL_FAST_S)["runs"][run_id]
+    return run, time.monotonic() - started
 
 
 @pytest.mark.timeout(180)
 def test_payloads_at_and_over_the_limits(fault_server: MakeServer, figures: Record) -> None:
     fig = figures("payloads at and over the limits")
     server = fault_server()
-    json_headers = {"content-type": "application/json"}
     with httpx.Client(base_url=server.url, timeout=120) as c:
-        started = time.monotonic()
-        over = submit(c, "big", [MAX_RESULT_BYTES - RESULT_OVERHEAD + 1])
-        over_run = settle(c, [over], FAIL_FAST_S)["runs"][over]
-        fail_s = time.monotonic() - started
-        at = submit(c, "big", [MAX_RESULT_BYTES - RESULT_OVERHEAD])
-        at_run = settle(c, [at], 120)["runs"][at]
-
-        body = _input_body(AT_LIMIT_PAD)
-        assert len(body) == MAX_BODY_BYTES
-        r = c.post("/v1/task-runs", content=body, headers=json_headers)
-        assert r.status_code == 202, r.text
-        input_run = settle(c, [r.json()["id"]], 120)["runs"][r.json()["id"]]
+        over_result, result_fail_s = _timed_run(c, "big", [MAX_RESULT_BYTES - OVERHEAD + 1])
+        at_result, _ = _timed_run(c, "big", [MAX_RESULT_BYTES - OVERHEAD])
+        over_sub, sub_fail_s = _timed_run(c, "send_big", [MAX_INPUT_BYTES - OVERHEAD + 1])
+        at_sub, _ = _timed_run(c, "send_big", [MAX_INPUT_BYTES - OVERHEAD])
+        at_input, _ = _timed_run(c, "size", ["y" * (MAX_INPUT_BYTES - OVERHEAD)])
         before = len(all_runs(c))
-        refused = [
-            c.post("/v1/task-runs", content=_input_body(AT_LIMIT_PAD + 1), headers=json_headers),
-            c.post(
-                "/v1/task-runs",
-                content=_streamed(_input_body(AT_LIMIT_PAD + 1)),
-                headers=json_headers,
-            ),
+        over_input = c.post(
+            "/v1/task-runs", json={"task": "size", "input": ["y" * (MAX_INPUT_BYTES - 3)]}
+        )
+        body = json.dumps({"task": "size", "input": ["y" * MAX_BODY_BYTES]}).encode()
+        over_body = [
+            c.post("/v1/task-runs", content=body, headers=JSON),
+            c.post("/v1/task-runs", content=_chunked(body), headers=JSON),
         ]
         listed = all_runs(c)
         everything = settle(c, [run["id"] for run in listed], 30)
 
     fig.account(everything)
     fig.extra = {
-        "over-limit result failed in s": round(fail_s, 1),
-        "over-limit input (sized/chunked)": "/".join(str(r.status_code) for r in refused),
+        "over-limit result failed in s": round(result_fail_s, 1),
+        "over-limit subtask input failed in s": round(sub_fail_s, 1),
+        "over-limit input": over_input.status_code,
+        "over-limit body (sized/chunked)": "/".join(str(r.status_code) for r in over_body),
         "statuses": statuses(everything["runs"].values()),
     }
-    assert over_run["status"] == "failed", over_run["status"]
-    assert fail_s < FAIL_FAST_S
-    assert f"{MAX_RESULT_BYTES + 1} bytes" in over_run["error"], over_run["error"]
-    assert f"limit of {MAX_RESULT_BYTES} bytes" in over_run["error"], over_run["error"]
-    assert len(over_run["attempts"]) == 1, "a permanent error is not retried"
-    assert over_run["results"] in (None, []), "no partial result"
-    assert at_run["status"] == "completed"
-    assert len(at_run["results"][0]) == MAX_RESULT_BYTES - RESULT_OVERHEAD
-    assert (input_run["status"], input_run["results"]) == ("completed", [AT_LIMIT_PAD])
-    for response in refused:
+    # The result: one byte over fails its only attempt at once, naming size and limit.
+    assert over_result["status"] == "failed", over_result
+    assert result_fail_s < FAIL_FAST_S
+    _names_limit(over_result["error"], MAX_RESULT_BYTES + 1, MAX_RESULT_BYTES)
+    assert len(over_result["attempts"]) == 1, "a permanent error is not retried"
+    assert over_result["results"] in (None, []), "no partial result"
+    assert at_result["status"] == "completed", at_result["error"]
+    assert [len(r) for r in at_result["results"]] == [MAX_RESULT_BYTES - OVERHEAD]
+    # A subtask's input: one byte over fails the calling task, and starts no child.
+    assert over_sub["status"] == "failed", over_sub
+    assert sub_fail_s < FAIL_FAST_S
+    _names_limit(over_sub["error"], MAX_INPUT_BYTES + 1, MAX_INPUT_BYTES)
+    assert (at_sub["status"], at_sub["results"]) == ("completed", [MAX_INPUT_BYTES - OVERHEAD])
+    # A run's input through the REST API, and the REST body cap above it.
+    assert (at_input["status"], at_input["results"]) == ("completed", [MAX_INPUT_BYTES - OVERHEAD])
+    assert over_input.status_code == 413, over_input.text
+    _names_limit(over_input.json()["message"], MAX_INPUT_BYTES + 1, MAX_INPUT_BYTES)
+    for response in over_body:
         assert response.status_code == 413, response.text
         assert f"{MAX_BODY_BYTES}-byte limit" in response.json()["message"], response.text
-    assert len(listed) == before == 3, "a refused body starts nothing"
+    # Runs: the two results, the two parents with one child (the at-limit one), the input.
+    assert len(listed) == before == 6, "a refused input or body starts nothing"
     assert_settled(everything)
     fig.done(server)
