@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "build_registration",
     "call_in_thread",
+    "call_sync",
     "encode_result",
     "error_details",
     "register",
@@ -236,8 +237,8 @@ def run(app: Workflows, socket_path: str, *, policy: TransportPolicy | None = No
 
     An async task runs on a fresh event loop (``asyncio.run``) that also serves its
     subtask calls. A sync task cannot start subtasks, so its process needs no event
-    loop at all: its body runs in a worker thread under ``contextvars.copy_context()``
-    (the same as an executor would) while the main thread only waits, and reports.
+    loop at all: its body runs under ``contextvars.copy_context()`` on the calling thread
+    (:func:`call_sync`), which then reports.
 
     Returns normally when the task succeeded and its result was delivered.
 
@@ -291,7 +292,7 @@ def _run_sync(
 
     token = current_session.set(_SyncTaskSession())
     try:
-        result = call_in_thread(spec, args, kwargs)
+        result = call_sync(spec, args, kwargs)
     except (Exception, SystemExit) as exc:
         _post_callback(client, _error_callback(exc))
         _mark_reported(exc)
@@ -319,6 +320,25 @@ def _refused_result(sent: CallbackRequest, exc: _errors.ClientError) -> Callback
     if sent.complete is None or exc.status_code != 413:
         return None
     return CallbackRequest(error=TaskError(details=f"the task server refused the result: {exc}"))
+
+
+def call_sync(spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Run a sync task body with a copy of the current context.
+
+    On the main thread of the task process (where ``run()`` is called) the body runs
+    right there: the thread would only wait for it, and starting one costs more than a
+    trivial task. Signals are still delivered to this thread (a default SIGTERM or a
+    SIGKILL ends the process either way; a Python handler runs between the body's
+    bytecodes, as it would while ``join()`` waits). Called from any other thread, the body
+    runs in a worker thread as before (:func:`call_in_thread`).
+    """
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        import contextvars
+
+        return contextvars.copy_context().run(spec.func, *args, **kwargs)
+    return call_in_thread(spec, args, kwargs)
 
 
 def call_in_thread(spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]) -> Any:

@@ -210,6 +210,41 @@ def test_sync_body_runs_in_a_thread_with_the_context() -> None:
         _runner.call_in_thread(app.task(fails)._spec, [], {})
 
 
+def test_sync_body_runs_on_the_main_thread_in_a_copy_of_the_context() -> None:
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker")
+    marker.set("run-1")
+    seen: dict[str, Any] = {}
+
+    def body(x: int) -> int:
+        seen["main"] = threading.current_thread() is threading.main_thread()
+        seen["marker"] = marker.get("unset")
+        marker.set("changed inside")
+        return x + 1
+
+    def fails() -> None:
+        raise KeyError("inside")
+
+    app = Workflows()
+    spec = app.task(body)._spec
+    assert _runner.call_sync(spec, [1], {}) == 2
+    assert seen == {"main": True, "marker": "run-1"}
+    # The body ran in a copy: what it set stays there.
+    assert marker.get() == "run-1"
+    with pytest.raises(KeyError, match="inside"):
+        _runner.call_sync(app.task(fails)._spec, [], {})
+    # Off the main thread it falls back to a worker thread of its own.
+    from_thread: dict[str, Any] = {}
+
+    def call() -> None:
+        from_thread["result"] = _runner.call_sync(spec, [2], {})
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    caller.join()
+    assert from_thread["result"] == 3
+    assert seen["main"] is False
+
+
 async def test_a_subtask_wait_ends_with_an_error_never_none(sock_dir: Path) -> None:
     path = str(sock_dir / "w.sock")
     never = asyncio.Event()

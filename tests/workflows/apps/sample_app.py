@@ -53,6 +53,7 @@ async def async_echo(value: Any) -> Any:
 def where_am_i() -> dict[str, Any]:
     return {
         "main_thread": threading.current_thread() is threading.main_thread(),
+        "event_loop": asyncio._get_running_loop() is not None,
         "pid": os.getpid(),
     }
 
