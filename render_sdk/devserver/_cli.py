@@ -23,6 +23,7 @@ from ._constants import (
     DEFAULT_PORT,
     DEFAULT_STATE_DIR,
     HEADER_TIMEOUT_S,
+    MAX_ATTEMPTS_PER_WORKER,
 )
 from ._protocol import EnvFileError, is_app_spec, parse_command, parse_env_file
 
@@ -97,6 +98,21 @@ def _parser() -> argparse.ArgumentParser:
         "--no-warm",
         action="store_true",
         help="start a fresh interpreter per attempt instead of forking a warm one",
+    )
+    p.add_argument(
+        "--reuse-workers",
+        action="store_true",
+        help="run many attempts in turn in each warm worker process (module state persists "
+        "between runs; faster for test suites and fan-outs). Default: a fresh process per "
+        "attempt",
+    )
+    p.add_argument(
+        "--max-attempts-per-worker",
+        type=int,
+        default=MAX_ATTEMPTS_PER_WORKER,
+        metavar="N",
+        help=f"with --reuse-workers, replace a worker after N attempts "
+        f"(default {MAX_ATTEMPTS_PER_WORKER})",
     )
     p.add_argument(
         "--no-reload", action="store_true", help="do not re-register when source files change"
@@ -187,6 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
+    if args.reuse_workers and args.no_warm:
+        parser.error("--reuse-workers needs warm workers; it cannot be combined with --no-warm")
+    if args.max_attempts_per_worker < 1:
+        parser.error(
+            f"--max-attempts-per-worker must be at least 1, got {args.max_attempts_per_worker}"
+        )
     if args.max_concurrency is not None and args.max_concurrency < 1:
         parser.error(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
     for flag, value in (
@@ -228,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         state_dir=Path(args.state_dir),
         api_key=api_key,
         warm=not args.no_warm,
+        reuse_workers=args.reuse_workers,
+        max_attempts_per_worker=args.max_attempts_per_worker,
         debug=args.debug,
         reload=not args.no_reload,
         loaded_env_files=loaded,

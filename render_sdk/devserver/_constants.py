@@ -111,3 +111,7 @@ NOFILE_TARGET: Final = 1 << 16
 #: Failing accept() calls (out of file descriptors) are logged at most once per this
 #: many seconds, with a count of the ones not shown.
 ACCEPT_ERROR_LOG_INTERVAL_S: Final = 10.0
+
+#: Attempts a reusable worker (``--reuse-workers``) runs before a fresh fork replaces it:
+#: bounds what one long-lived worker can accumulate (memory, module state, leaked fds).
+MAX_ATTEMPTS_PER_WORKER = 100

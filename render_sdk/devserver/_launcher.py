@@ -35,6 +35,8 @@ from typing import Any, Literal, Protocol
 
 from render_sdk._errors import RenderError
 
+from ._constants import MAX_ATTEMPTS_PER_WORKER
+
 __all__ = [
     "LaunchError",
     "LaunchedProcess",
@@ -84,13 +86,25 @@ class LaunchedProcess(Protocol):
     """A started task process (the leader of its own process group)."""
 
     pid: int
+    #: A reusable worker: :meth:`wait` returns when its start ended, and the process may
+    #: run the next start after :meth:`release` (``--reuse-workers``).
+    reusable: bool
 
     async def wait(self) -> int:
-        """Wait for the process to exit; ``>= 0`` is its exit code, ``< 0`` a signal (-N)."""
+        """Wait for the process to exit; ``>= 0`` is its exit code, ``< 0`` a signal (-N).
+
+        For a reusable worker: wait for its start to end (the code it would have exited
+        with) or for the worker to exit.
+        """
         ...
 
     def kill(self) -> None:
         """SIGKILL the whole process group. Idempotent; never raises."""
+        ...
+
+    async def release(self) -> None:
+        """The start is over and its task socket closed: a reusable worker whose start
+        ended cleanly may serve the next one; any other process is killed."""
         ...
 
 
@@ -115,7 +129,13 @@ class Launcher(Protocol):
 
 
 def make_launcher(
-    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], warm: bool = True
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    warm: bool = True,
+    reuse_workers: bool = False,
+    max_attempts_per_worker: int = MAX_ATTEMPTS_PER_WORKER,
 ) -> Launcher:
     """Choose how to start the user's command.
 
@@ -130,6 +150,10 @@ def make_launcher(
         warm: Fork attempts from a warm zygote when the command is a Python app
             (``render-workflows module:app`` or ``python -m render_sdk.workflows
             module:app``). Other commands are always spawned.
+        reuse_workers: Run many attempts in turn in each forked worker (warm only;
+            registrations always get a fresh fork).
+        max_attempts_per_worker: How many attempts a reusable worker runs before it is
+            replaced.
 
     Returns:
         A :class:`WarmLauncher` or a :class:`SpawnLauncher`.
@@ -144,7 +168,15 @@ def make_launcher(
         target = warm_target(argv, env=env, cwd=cwd)
         if target is not None:
             python, app_spec = target
-            return WarmLauncher(python, app_spec, cwd=cwd, env=env, fallback=spawn)
+            return WarmLauncher(
+                python,
+                app_spec,
+                cwd=cwd,
+                env=env,
+                fallback=spawn,
+                reuse_workers=reuse_workers,
+                max_attempts_per_worker=max_attempts_per_worker,
+            )
     return spawn
 
 
@@ -289,6 +321,8 @@ def _killpg(pgid: int) -> None:
 
 
 class _SpawnedProcess:
+    reusable = False
+
     def __init__(self, process: asyncio.subprocess.Process, pumps: list[_Pump]) -> None:
         self.pid = process.pid
         self._process = process
@@ -310,6 +344,9 @@ class _SpawnedProcess:
         # The child leads its own session, so its pid is the process group id; the group
         # outlives the leader while grandchildren live, and Linux does not reuse the id then.
         _killpg(self.pid)
+
+    async def release(self) -> None:
+        self.kill()
 
     def close_pipes(self) -> None:
         for pump in self._pumps:
@@ -395,11 +432,24 @@ class SpawnLauncher:
 
 
 class _ForkedProcess:
-    def __init__(self, pid: int, exited: asyncio.Future[int], pumps: list[_Pump]) -> None:
+    def __init__(
+        self,
+        pid: int,
+        exited: asyncio.Future[int],
+        pumps: list[_Pump],
+        *,
+        zygote: _Zygote | None = None,
+    ) -> None:
         self.pid = pid
         self._exited = exited
         self._pumps = pumps
         self._status: int | None = None
+        #: The zygote to give a reusable worker back to (``None``: one start per process).
+        self._zygote = zygote
+        self.reusable = zygote is not None
+        #: Set by the zygote's exit report: the worker ended its start and lives on.
+        self.worker_waiting = False
+        self._killed = False
 
     @property
     def returncode(self) -> int | None:
@@ -413,12 +463,21 @@ class _ForkedProcess:
         return self._status
 
     def kill(self) -> None:
+        self._killed = True
         _killpg(self.pid)
         if not self._exited.done():
             # The child may not have reached setsid() yet, so it may not lead a group yet;
             # it is unreaped (the zygote reports the exit), so its pid cannot be reused.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.pid, signal.SIGKILL)
+
+    async def release(self) -> None:
+        zygote = self._zygote
+        if zygote is None or self._killed or not self.worker_waiting or not zygote.alive:
+            self.kill()
+            return
+        self._zygote = None  # released once
+        await zygote.release(self.pid)
 
     def close_pipes(self) -> None:
         for pump in self._pumps:
@@ -504,6 +563,9 @@ class _Zygote:
                 reason = f"fork failed: {msg.get('message')}"
                 started.set_exception(_ZygoteUnavailable(reason, broken=False))
         elif event == "exit":
+            child = self.children.get(int(msg["id"]))
+            if child is not None and msg.get("reusable"):
+                child.worker_waiting = True
             exited = self._exits.pop(int(msg["id"]), None)
             if exited is not None and not exited.done():
                 exited.set_result(int(msg["status"]))
@@ -563,7 +625,7 @@ class _Zygote:
             view = view[sent:]
 
     async def fork(
-        self, *, mode: Mode, socket_path: str, on_output: OutputCallback
+        self, *, mode: Mode, socket_path: str, on_output: OutputCallback, reuse: int = 0
     ) -> _ForkedProcess:
         if not self.alive:
             raise _ZygoteUnavailable(self.error or "the warm process exited")
@@ -574,7 +636,13 @@ class _Zygote:
         exited: asyncio.Future[int] = self._loop.create_future()
         self._started[run_id] = started
         self._exits[run_id] = exited
-        message = {"op": "start", "id": run_id, "mode": mode, "socket_path": socket_path}
+        message = {
+            "op": "start",
+            "id": run_id,
+            "mode": mode,
+            "socket_path": socket_path,
+            "reuse": reuse,
+        }
         try:
             try:
                 await self._send(json.dumps(message).encode() + b"\n", write_ends)
@@ -593,10 +661,16 @@ class _Zygote:
             for pump in pumps:
                 pump.close()
             raise
-        child = _ForkedProcess(pid, exited, pumps)
+        child = _ForkedProcess(pid, exited, pumps, zygote=self if reuse > 0 else None)
         self.children[run_id] = child
         exited.add_done_callback(lambda _: self.children.pop(run_id, None))
         return child
+
+    async def release(self, pid: int) -> None:
+        """Let worker ``pid`` (between starts) take the next start, or retire it."""
+        if self.alive:
+            with contextlib.suppress(OSError):
+                await self._send(json.dumps({"op": "release", "pid": pid}).encode() + b"\n")
 
     async def drain(self) -> None:
         """Ask the zygote to exit once its running children have exited."""
@@ -631,6 +705,11 @@ class WarmLauncher:
     the current source, so that they report its error; the next reload that imports
     replaces it.
 
+    With ``reuse_workers`` each forked worker runs up to ``max_attempts_per_worker``
+    attempts in turn (the zygote keeps the idle ones); the orchestrator kills a worker
+    whose attempt timed out, was canceled or did not end, and a reload retires the old
+    zygote's workers, so attempts of a new app version never run in an old worker.
+
     Attributes:
         warm: ``True`` while a zygote with the imported app is serving starts (or has not
             been tried yet); ``False`` after the import failed, until :meth:`reload`.
@@ -647,9 +726,17 @@ class WarmLauncher:
         cwd: Path,
         env: Mapping[str, str],
         fallback: SpawnLauncher,
+        reuse_workers: bool = False,
+        max_attempts_per_worker: int = MAX_ATTEMPTS_PER_WORKER,
     ) -> None:
+        if max_attempts_per_worker < 1:
+            raise ValueError(
+                f"max_attempts_per_worker must be at least 1, got {max_attempts_per_worker}"
+            )
         self.python = python
         self.app_spec = app_spec
+        #: Attempts each forked worker may run (0: one process per attempt).
+        self.reuse = max_attempts_per_worker if reuse_workers else 0
         self._cwd = cwd
         self._env = {k: v for k, v in env.items() if k not in (MODE_ENV, SOCKET_ENV)}
         self._fallback = fallback
@@ -691,7 +778,11 @@ class WarmLauncher:
             if zygote is None:
                 break
             try:
-                return await zygote.fork(mode=mode, socket_path=socket_path, on_output=on_output)
+                # Registrations always get a fresh process: they may differ from the runs.
+                reuse = self.reuse if mode == "run" else 0
+                return await zygote.fork(
+                    mode=mode, socket_path=socket_path, on_output=on_output, reuse=reuse
+                )
             except _ZygoteUnavailable as exc:
                 logger.warning("warm start failed: %s", exc)
                 if not exc.broken:

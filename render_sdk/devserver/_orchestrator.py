@@ -731,7 +731,9 @@ class Orchestrator:
                 outcome = self._decide(att, exited, done, timeout)
             finally:
                 self._active.pop(run.id, None)
-                if att.process is not None:
+                if att.process is not None and not (
+                    att.process.reusable and self._ended_cleanly(att)
+                ):
                     att.process.kill()
             # Record the outcome before reaping, so that clients hear of it at once.
             if outcome is not None and self.store.runs[run.id].status == RunStatus.RUNNING:
@@ -746,6 +748,16 @@ class Orchestrator:
                     exited.cancel()
             if att.server is not None:
                 await att.server.close()
+            if att.process is not None:
+                # After the socket is closed: a reused worker never sees the next attempt
+                # while this one's socket still answers.
+                await att.process.release()
+
+    @staticmethod
+    def _ended_cleanly(att: _Attempt) -> bool:
+        """Whether the attempt's process reported its outcome (a reusable worker may then
+        serve another attempt); not after a timeout, a cancel or an early exit."""
+        return att.callback.done() and not att.canceled.is_set()
 
     def _decide(
         self,

@@ -27,6 +27,7 @@ from ._constants import (
     HEADER_TIMEOUT_S,
     LISTENING_PREFIX,
     LOCK_FILENAME,
+    MAX_ATTEMPTS_PER_WORKER,
     NOTHING_REGISTERED,
     REGISTRATION_FAILED_PREFIX,
     REGISTRATION_OUTPUT_INDENT,
@@ -65,6 +66,9 @@ class ServerConfig:
     state_dir: Path = Path(".render")
     api_key: str | None = None
     warm: bool = True
+    #: Run many attempts in turn in each warm worker (``--reuse-workers``).
+    reuse_workers: bool = False
+    max_attempts_per_worker: int = MAX_ATTEMPTS_PER_WORKER
     debug: bool = False
     reload: bool = True
     registration_timeout: float = REGISTRATION_TIMEOUT_S
@@ -325,7 +329,14 @@ class DevServer:
             with contextlib.suppress(StartupError, OSError):
                 sockets.append(_bind("::1", sock.getsockname()[1]))
         socket_dir = _fresh_socket_dir(state_dir)
-        launcher = make_launcher(cfg.command, cwd=cfg.cwd, env=dict(cfg.env), warm=cfg.warm)
+        launcher = make_launcher(
+            cfg.command,
+            cwd=cfg.cwd,
+            env=dict(cfg.env),
+            warm=cfg.warm,
+            reuse_workers=cfg.reuse_workers,
+            max_attempts_per_worker=cfg.max_attempts_per_worker,
+        )
         orch = Orchestrator(
             store=store,
             launcher=launcher,
@@ -373,6 +384,13 @@ class DevServer:
                 # The registration error above already shows an import error; otherwise
                 # tell the user why attempts spawn a new interpreter (slower) than forking.
                 self.say(f"Warm start is off, spawning each attempt: {warm_error}")
+            elif cfg.reuse_workers and not launcher.warm:
+                self.say("Reusable workers need a Python app (module:app); spawning each attempt")
+            elif cfg.reuse_workers:
+                self.say(
+                    f"Reusing workers: up to {cfg.max_attempts_per_worker} attempts each "
+                    "(module state persists between runs)"
+                )
             recovered = orch.recover()
             if recovered:
                 self.say(f"Recovered {recovered} unfinished run(s) from {store.path}")

@@ -5,13 +5,25 @@ Unix stream socket inherited from the launcher (:mod:`render_sdk.devserver._laun
 
 Control protocol, one JSON object per line:
 
-- launcher → zygote: ``{"op": "start", "id": n, "mode": ..., "socket_path": ...}`` with the
-  run's stdout and stderr pipe write ends attached (SCM_RIGHTS); ``{"op": "drain"}`` (exit
-  once every child has exited).
+- launcher → zygote: ``{"op": "start", "id": n, "mode": ..., "socket_path": ..., "reuse":
+  k}`` with the run's stdout and stderr pipe write ends attached (SCM_RIGHTS);
+  ``{"op": "release", "pid": p}`` (a reusable worker may take the next start);
+  ``{"op": "drain"}`` (exit once every child has exited).
 - zygote → launcher: ``{"ev": "ready", "pid": p}`` after the import, or ``{"ev": "error",
   "message": ...}`` before exiting when it failed; ``{"ev": "started", "id": n, "pid": p}``;
   ``{"ev": "fork_failed", "id": n, "message": ...}``; ``{"ev": "exit", "id": n, "status":
-  s}`` (``s < 0``: killed by signal ``-s``).
+  s}`` (``s < 0``: killed by signal ``-s``), with ``"reusable": true`` when a worker ended
+  the start and stays alive for the next one.
+
+Reusable workers (``reuse: k > 0``, ``render-workflows dev --reuse-workers``): instead of
+one child per start, a child serves up to ``k`` starts in turn. After each start it reports
+its exit code to the zygote over a socket pair of its own and waits; the launcher then
+either releases it (it may take the next start of the same app version) or kills it
+(timeout, cancel, a start that did not end cleanly). A worker that exits or is killed is
+reaped as any child; a worker that raised ``SystemExit`` (or another ``BaseException``)
+exits instead of reporting, so it is never reused. The zygote never hands a worker a new
+start before the launcher released it, so a start's task socket is closed before the
+worker can see the next one.
 
 A child calls ``os.setsid()``, points fds 1 and 2 at the run's pipes, sets
 ``RENDER_SDK_MODE`` and ``RENDER_SDK_SOCKET_PATH``, calls ``app.start()`` and exits with 0
@@ -94,9 +106,30 @@ def _warm_codec() -> None:
                 _wire.loads(value, _wire.dumps(value(), _wire.SOCKET), _wire.SOCKET)
 
 
+class _Quit(Exception):
+    """A worker's start ended in a way that must end the worker too."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def _run_child(app: Any, spec: str, mode: str, socket_path: str, out_fd: int, err_fd: int) -> int:
     """Body of a forked child; returns its exit code."""
     os.setsid()
+    try:
+        return _run_start(app, spec, mode, socket_path, out_fd, err_fd)
+    except _Quit as quit_:
+        return quit_.code
+
+
+def _run_start(app: Any, spec: str, mode: str, socket_path: str, out_fd: int, err_fd: int) -> int:
+    """One start in this process: its output goes to the two pipes; returns its exit code.
+
+    Raises:
+        _Quit: ``SystemExit`` or another ``BaseException`` ended the start (the process
+            must exit with ``code``, even a reusable worker).
+    """
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     os.close(out_fd)
@@ -108,21 +141,94 @@ def _run_child(app: Any, spec: str, mode: str, socket_path: str, out_fd: int, er
         app.start()
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
+            raise _Quit(exc.code or 0) from None
         print(exc.code, file=sys.stderr)
+        raise _Quit(1) from None
+    except Exception as exc:
+        _report(exc)
         return 1
     except BaseException as exc:
-        from ..workflows._runner import error_details, was_reported
-        from ..workflows._traceback import user_traceback
-
-        if was_reported(exc):
-            # Its error, with the user's traceback, went to the task server, which shows
-            # and logs it: one line here.
-            print(f"Error: task failed: {error_details(exc)[0]}", file=sys.stderr)
-        else:
-            print(user_traceback(exc, header=True), file=sys.stderr)
-        return 1
+        _report(exc)
+        raise _Quit(1) from None
     return 0
+
+
+def _report(exc: BaseException) -> None:
+    """The error that ended a start, on its stderr."""
+    from ..workflows._runner import error_details, was_reported
+    from ..workflows._traceback import user_traceback
+
+    if was_reported(exc):
+        # Its error, with the user's traceback, went to the task server, which shows
+        # and logs it: one line here.
+        print(f"Error: task failed: {error_details(exc)[0]}", file=sys.stderr)
+    else:
+        print(user_traceback(exc, header=True), file=sys.stderr)
+
+
+def _detach_output() -> None:
+    """Flush and point fds 1 and 2 at /dev/null, so a start's pipes reach EOF."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+
+
+def _serve_worker(app: Any, spec: str, channel: socket.socket, first: dict[str, Any]) -> int:
+    """Body of a reusable worker: run ``first``, then each start the zygote sends, in turn.
+
+    Returns the exit code when the zygote closes the channel (retired, drained, or gone),
+    or when a start ended in a way that must end the process.
+    """
+    os.setsid()
+    start = first
+    buffer = b""
+    fds: list[int] = []
+    while True:
+        try:
+            code = _run_start(
+                app, spec, str(start["mode"]), str(start["socket_path"]), *start["fds"]
+            )
+        except _Quit as quit_:
+            return quit_.code
+        _detach_output()
+        try:
+            channel.sendall(json.dumps({"done": code}).encode() + b"\n")
+        except OSError:
+            return 0
+        while b"\n" not in buffer:
+            try:
+                data, got, _, _ = socket.recv_fds(channel, _READ_CHUNK, _MAX_FDS)
+            except InterruptedError:
+                continue
+            except OSError:
+                data, got = b"", []
+            fds.extend(got)
+            if not data:
+                return 0
+            buffer += data
+        line, _, buffer = buffer.partition(b"\n")
+        start = json.loads(line)
+        start["fds"] = (fds.pop(0), fds.pop(0))
+
+
+class _Worker:
+    """The zygote's view of one reusable worker."""
+
+    def __init__(self, *, pid: int, channel: socket.socket, limit: int, start_id: int) -> None:
+        self.pid = pid
+        self.channel = channel
+        #: The most starts it serves; 0 once retired.
+        self.limit = limit
+        #: The start it is running, or ``None`` between starts.
+        self.start_id: int | None = start_id
+        self.starts = 1
+        #: Released by the launcher and waiting for a start.
+        self.idle = False
+        self.buffer = b""
 
 
 class Zygote:
@@ -136,6 +242,7 @@ class Zygote:
         self.buffer = b""
         self.fds: list[int] = []
         self.children: dict[int, int] = {}  # pid -> start id
+        self.workers: dict[int, _Worker] = {}  # pid -> reusable worker (also in children)
         self.draining = False
         self.closed = False
         self.wake_r, self.wake_w = os.pipe()
@@ -161,6 +268,8 @@ class Zygote:
                         while os.read(self.wake_r, 4096):
                             pass
                     self.reap()
+                elif isinstance(key.data, _Worker):
+                    self.read_worker(key.data)
                 else:
                     self.read_control()
         self.shutdown()
@@ -192,31 +301,113 @@ class Zygote:
         op = message.get("op")
         if op == "drain":
             self.draining = True
+            for idle in [w for w in self.workers.values() if w.idle]:
+                self.retire(idle)
+        elif op == "release":
+            released = self.workers.get(int(message["pid"]))
+            if released is not None and released.start_id is None:
+                if self.draining or released.starts >= released.limit:
+                    self.retire(released)
+                else:
+                    released.idle = True
         elif op == "start":
             # The two pipe ends of a start travel with it, in order.
             out_fd, err_fd = self.fds.pop(0), self.fds.pop(0)
             try:
+                if int(message.get("reuse", 0)) > 0 and self.hand_to_worker(
+                    message, out_fd, err_fd
+                ):
+                    return
                 self.fork(message, out_fd, err_fd)
             finally:
                 os.close(out_fd)
                 os.close(err_fd)
 
+    def hand_to_worker(self, message: dict[str, Any], out_fd: int, err_fd: int) -> bool:
+        """Give a start to an idle worker; ``False`` when there is none (fork one then)."""
+        for worker in self.workers.values():
+            if not worker.idle:
+                continue
+            start = {"mode": message["mode"], "socket_path": message["socket_path"]}
+            try:
+                socket.send_fds(
+                    worker.channel, [json.dumps(start).encode() + b"\n"], [out_fd, err_fd]
+                )
+            except OSError:
+                # It is exiting; its reap cleans up.
+                self.retire(worker)
+                continue
+            worker.idle = False
+            worker.start_id = int(message["id"])
+            worker.starts += 1
+            self.children[worker.pid] = worker.start_id
+            self.send({"ev": "started", "id": worker.start_id, "pid": worker.pid})
+            return True
+        return False
+
+    def read_worker(self, worker: _Worker) -> None:
+        try:
+            data = worker.channel.recv(_READ_CHUNK)
+        except InterruptedError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            # It exited (its reap reports the start, if one was running) or is exiting.
+            self.forget_channel(worker)
+            return
+        worker.buffer += data
+        *lines, worker.buffer = worker.buffer.split(b"\n")
+        for line in lines:
+            if line and worker.start_id is not None:
+                code = int(json.loads(line)["done"])
+                start_id, worker.start_id = worker.start_id, None
+                self.children[worker.pid] = -1
+                self.send({"ev": "exit", "id": start_id, "status": code, "reusable": True})
+
+    def retire(self, worker: _Worker) -> None:
+        """Close a worker's channel: it exits when it next waits for a start."""
+        worker.idle = False
+        worker.limit = 0
+        self.forget_channel(worker)
+
+    def forget_channel(self, worker: _Worker) -> None:
+        if worker.channel.fileno() >= 0:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.channel)
+            worker.channel.close()
+
     def fork(self, message: dict[str, Any], out_fd: int, err_fd: int) -> None:
         start_id = int(message["id"])
+        reuse = int(message.get("reuse", 0))
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        ours: socket.socket | None = None
+        theirs: socket.socket | None = None
         try:
+            if reuse > 0:
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             pid = os.fork()
         except OSError as exc:
+            for end in (ours, theirs):
+                if end is not None:
+                    end.close()
             self.send({"ev": "fork_failed", "id": start_id, "message": str(exc)})
             return
         if pid == 0:
             code = 1
             try:
-                self.after_fork(keep=(out_fd, err_fd))
+                keep = (out_fd, err_fd) if theirs is None else (out_fd, err_fd, theirs.fileno())
+                self.after_fork(keep=keep)
+                if ours is not None:
+                    ours.close()
                 mode, socket_path = str(message["mode"]), str(message["socket_path"])
-                code = _run_child(self.app, self.spec, mode, socket_path, out_fd, err_fd)
+                if theirs is not None:
+                    first = {"mode": mode, "socket_path": socket_path, "fds": (out_fd, err_fd)}
+                    code = _serve_worker(self.app, self.spec, theirs, first)
+                else:
+                    code = _run_child(self.app, self.spec, mode, socket_path, out_fd, err_fd)
             except BaseException:
                 with contextlib.suppress(BaseException):
                     traceback.print_exc()
@@ -226,9 +417,14 @@ class Zygote:
                         stream.flush()
                 os._exit(code)
         self.children[pid] = start_id
+        if ours is not None and theirs is not None:
+            theirs.close()
+            worker = _Worker(pid=pid, channel=ours, limit=reuse, start_id=start_id)
+            self.workers[pid] = worker
+            self.selector.register(ours, selectors.EVENT_READ, worker)
         self.send({"ev": "started", "id": start_id, "pid": pid})
 
-    def after_fork(self, keep: tuple[int, int]) -> None:
+    def after_fork(self, keep: tuple[int, ...]) -> None:
         """In the child: drop the zygote's signal setup and descriptors."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -237,6 +433,8 @@ class Zygote:
         with contextlib.suppress(Exception):
             self.selector.close()
         self.control.close()
+        for worker in self.workers.values():
+            worker.channel.close()
         for fd in (self.wake_r, self.wake_w, *self.fds):
             if fd not in keep:
                 with contextlib.suppress(OSError):
@@ -251,6 +449,11 @@ class Zygote:
             if pid == 0:
                 return
             start_id = self.children.pop(pid, None)
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                self.forget_channel(worker)
+                # Between starts (-1) nobody waits for its exit.
+                start_id = worker.start_id
             if start_id is not None:
                 self.send(
                     {"ev": "exit", "id": start_id, "status": os.waitstatus_to_exitcode(status)}

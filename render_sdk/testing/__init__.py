@@ -93,6 +93,10 @@ class LocalServer:
         host: The address to bind (loopback by default).
         api_key: Require this bearer token on the API.
         warm: Fork attempts from a warm interpreter (default) or spawn each one.
+        reuse_workers: Run many attempts in turn in each warm worker
+            (``--reuse-workers``): faster, but module state persists between runs.
+        max_attempts_per_worker: With ``reuse_workers``, replace a worker after this many
+            attempts (``--max-attempts-per-worker``); ``None``: the server's default.
         max_concurrency: Run at most this many attempts at once (``--max-concurrency``);
             ``None`` (default) lets the server derive it from its fd limit and CPUs.
         extra_args: More ``render-workflows dev`` flags (``["--debug"]``).
@@ -119,6 +123,8 @@ class LocalServer:
         host: str = "127.0.0.1",
         api_key: str | None = None,
         warm: bool = True,
+        reuse_workers: bool = False,
+        max_attempts_per_worker: int | None = None,
         max_concurrency: int | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
@@ -136,6 +142,14 @@ class LocalServer:
         self.host = host
         self.api_key = api_key
         self.warm = warm
+        if reuse_workers and not warm:
+            raise ValueError("reuse_workers needs warm=True")
+        if max_attempts_per_worker is not None and max_attempts_per_worker < 1:
+            raise ValueError(
+                f"max_attempts_per_worker must be at least 1, got {max_attempts_per_worker}"
+            )
+        self.reuse_workers = reuse_workers
+        self.max_attempts_per_worker = max_attempts_per_worker
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
@@ -187,6 +201,10 @@ class LocalServer:
             argv += ["--api-key", self.api_key]
         if not self.warm:
             argv.append("--no-warm")
+        if self.reuse_workers:
+            argv.append("--reuse-workers")
+        if self.max_attempts_per_worker is not None:
+            argv += ["--max-attempts-per-worker", str(self.max_attempts_per_worker)]
         if self.max_concurrency is not None:
             argv += ["--max-concurrency", str(self.max_concurrency)]
         argv += self.extra_args
