@@ -115,3 +115,6 @@ ACCEPT_ERROR_LOG_INTERVAL_S: Final = 10.0
 #: Attempts a reusable worker (``--reuse-workers``) runs before a fresh fork replaces it:
 #: bounds what one long-lived worker can accumulate (memory, module state, leaked fds).
 MAX_ATTEMPTS_PER_WORKER = 100
+#: How long a reusable worker has, after its callback, to end its attempt before its run's
+#: outcome is recorded anyway (and the worker killed instead of reused).
+REUSE_END_WAIT_S = 1.0

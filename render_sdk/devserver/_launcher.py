@@ -450,6 +450,7 @@ class _ForkedProcess:
         #: Set by the zygote's exit report: the worker ended its start and lives on.
         self.worker_waiting = False
         self._killed = False
+        self._released = False
 
     @property
     def returncode(self) -> int | None:
@@ -463,6 +464,8 @@ class _ForkedProcess:
         return self._status
 
     def kill(self) -> None:
+        if self._released:
+            return  # the worker went back to the zygote and may serve another attempt
         self._killed = True
         _killpg(self.pid)
         if not self._exited.done():
@@ -472,11 +475,13 @@ class _ForkedProcess:
                 os.kill(self.pid, signal.SIGKILL)
 
     async def release(self) -> None:
+        if self._released:
+            return
         zygote = self._zygote
         if zygote is None or self._killed or not self.worker_waiting or not zygote.alive:
             self.kill()
             return
-        self._zygote = None  # released once
+        self._released = True
         await zygote.release(self.pid)
 
     def close_pipes(self) -> None:

@@ -44,6 +44,7 @@ from ._constants import (
     MAX_WAIT_MS,
     REGISTRATION_OUTPUT_INDENT,
     REGISTRATION_TIMEOUT_S,
+    REUSE_END_WAIT_S,
     SSE_HISTORY,
     SSE_HISTORY_MAX_BYTES,
     SSE_QUEUE_SIZE,
@@ -735,6 +736,10 @@ class Orchestrator:
                     att.process.reusable and self._ended_cleanly(att)
                 ):
                     att.process.kill()
+            if att.process is not None and att.process.reusable and self._ended_cleanly(att):
+                # The worker reports the end of its attempt just after the callback: give it
+                # back first, so that a client's next run finds it idle (reused, not forked).
+                await self._hand_back(att, exited)
             # Record the outcome before reaping, so that clients hear of it at once.
             if outcome is not None and self.store.runs[run.id].status == RunStatus.RUNNING:
                 self._finish(run, outcome)
@@ -752,6 +757,18 @@ class Orchestrator:
                 # After the socket is closed: a reused worker never sees the next attempt
                 # while this one's socket still answers.
                 await att.process.release()
+
+    async def _hand_back(self, att: _Attempt, exited: asyncio.Task[int] | None) -> None:
+        """Wait (briefly) for a reusable worker to end its attempt, close the attempt's
+        socket, then release the worker (killed when it did not end in time)."""
+        if exited is not None and not exited.done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(exited), REUSE_END_WAIT_S)
+        if att.server is not None:
+            await att.server.close()
+            att.server = None
+        assert att.process is not None
+        await att.process.release()
 
     @staticmethod
     def _ended_cleanly(att: _Attempt) -> bool:
