@@ -32,6 +32,8 @@ def b64(value: Any) -> str:
 
 
 class FakeProcess:
+    reusable = False
+
     def __init__(self) -> None:
         # The "process" is a coroutine of this one: its socket peer is this pid.
         self.pid = os.getpid()
@@ -45,6 +47,9 @@ class FakeProcess:
         self.killed = True
         if not self.exit.done():
             self.exit.set_result(-9)
+
+    async def release(self) -> None:
+        self.kill()
 
 
 class FakeLauncher:
