@@ -135,13 +135,16 @@ def register(app: Workflows, socket_path: str, *, policy: TransportPolicy | None
     keeps this process's start-up short.
     """
     client = SyncSocketClient(socket_path, policy=policy)
-    client.call(
-        "POST",
-        "/register-tasks",
-        build_registration(app.specs()),
-        None,
-        operation="register tasks",
-    )
+    try:
+        client.call(
+            "POST",
+            "/register-tasks",
+            build_registration(app.specs()),
+            None,
+            operation="register tasks",
+        )
+    finally:
+        client.close()
 
 
 # --------------------------------------------------------------------------- run
@@ -250,19 +253,23 @@ def run(app: Workflows, socket_path: str, *, policy: TransportPolicy | None = No
 
     policy = policy or TransportPolicy()
     client = SyncSocketClient(socket_path, policy=policy)
-    got = client.call("GET", "/input", None, GetInputResponse, operation="get input")
-    assert got is not None
     try:
-        spec, args, kwargs = _resolve(app, got.task_name, got.input)
-    except (RunnerError, _errors.WireFormatError) as exc:
-        _post_callback(client, _error_callback(exc, with_stack=False))
-        raise
-    if spec.is_async:
-        import asyncio
+        got = client.call("GET", "/input", None, GetInputResponse, operation="get input")
+        assert got is not None
+        try:
+            spec, args, kwargs = _resolve(app, got.task_name, got.input)
+        except (RunnerError, _errors.WireFormatError) as exc:
+            _post_callback(client, _error_callback(exc, with_stack=False))
+            raise
+        if not spec.is_async:
+            # One connection for the input and the callback.
+            _run_sync(client, spec, args, kwargs)
+            return
+    finally:
+        client.close()
+    import asyncio
 
-        asyncio.run(_run_async(spec, args, kwargs, socket_path, policy))
-    else:
-        _run_sync(client, spec, args, kwargs)
+    asyncio.run(_run_async(spec, args, kwargs, socket_path, policy))
 
 
 def _post_callback(client: SyncSocketClient, body: CallbackRequest) -> None:

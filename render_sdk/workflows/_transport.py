@@ -3,8 +3,8 @@
 The pure part builds requests, parses responses incrementally, maps statuses to
 errors and computes retry delays. :class:`SyncSocketClient` (register mode: no event
 loop needed, which keeps registration fast) and :class:`AsyncSocketClient` (run mode:
-concurrent subtask calls) only move bytes. Each request uses its own connection with
-``Connection: close``, as the task servers expect.
+concurrent subtask calls) only move bytes. The blocking client keeps one connection for
+all of its calls; the asyncio client uses a connection per request (``Connection: close``).
 
 Socket and timeout exceptions become ``RenderError`` subclasses here and nowhere else.
 """
@@ -79,14 +79,16 @@ def user_agent() -> str:
 _USER_AGENT: Final = user_agent()
 
 
-def build_request(method: str, path: str, body: bytes | None = None) -> bytes:
+def build_request(
+    method: str, path: str, body: bytes | None = None, *, keep_alive: bool = False
+) -> bytes:
     """The bytes of one HTTP/1.1 request on the task socket."""
     lines = [
         f"{method} {path} HTTP/1.1",
         f"Host: {C.SOCKET_HOST}",
         f"User-Agent: {_USER_AGENT}",
         "Accept: application/json",
-        "Connection: close",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
     ]
     if body is not None:
         lines.append("Content-Type: application/json")
@@ -328,8 +330,18 @@ def _send_failed(sending: asyncio.Task[None]) -> OSError | None:
     return exc if isinstance(exc, OSError) else None
 
 
+class _StaleConnection(Exception):
+    """A kept connection was closed by the server before it answered anything."""
+
+
 class SyncSocketClient:
-    """Blocking client of the task socket (used where no event loop is needed)."""
+    """Blocking client of the task socket (used where no event loop is needed).
+
+    One connection is kept for all of a process's calls (``/input`` then ``/callback``),
+    so each attempt connects, and is admitted by the server, once. A kept connection the
+    server closed while idle is replaced transparently: nothing was read from it, so the
+    request is sent again on a new one.
+    """
 
     def __init__(
         self,
@@ -343,37 +355,82 @@ class SyncSocketClient:
         self.socket_path = socket_path
         self.policy = policy or TransportPolicy()
         self._sleep = sleep or time.sleep
+        self._sock: Any = None
+
+    def close(self) -> None:
+        """Close the kept connection (idempotent); the next call opens a new one."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
     def _exchange(self, request: bytes) -> Response:
-        import socket
         import time
 
         deadline = time.monotonic() + self.policy.request_timeout_s
-        parser = ResponseParser()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        if self._sock is not None:
+            try:
+                response = self._exchange_on(self._sock, request, deadline, reused=True)
+            except _StaleConnection:
+                # The server closed the kept connection while it was idle (before reading
+                # this request): send it again on a new one.
+                self.close()
+            except BaseException:
+                self.close()
+                raise
+            else:
+                return self._keep_or_close(response)
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
             sock.settimeout(self.policy.request_timeout_s)
             sock.connect(self.socket_path)
-            send_error: OSError | None = None
+            response = self._exchange_on(sock, request, deadline, reused=False)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        return self._keep_or_close(response)
+
+    def _keep_or_close(self, response: Response) -> Response:
+        if "close" in response.headers.get("connection", "").lower():
+            self.close()
+        return response
+
+    @staticmethod
+    def _exchange_on(sock: Any, request: bytes, deadline: float, *, reused: bool) -> Response:
+        import time
+
+        parser = ResponseParser()
+        received = False
+        send_error: OSError | None = None
+        try:
+            sock.sendall(request)
+        except _BROKEN_SEND as exc:
+            send_error = exc  # the server may have answered before it stopped reading
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining)
             try:
-                sock.sendall(request)
-            except _BROKEN_SEND as exc:
-                send_error = exc  # the server may have answered before it stopped reading
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                sock.settimeout(remaining)
-                try:
-                    chunk = sock.recv(C.READ_SIZE)
-                except ConnectionResetError:
-                    if send_error is None:
-                        raise
-                    chunk = b""
-                if not chunk:
-                    return answer_at_eof(parser, send_error)
-                done = parser.feed(chunk)
-                if done is not None:
-                    return done
+                chunk = sock.recv(C.READ_SIZE)
+            except ConnectionResetError:
+                if reused and not received:
+                    raise _StaleConnection from None
+                if send_error is None:
+                    raise
+                chunk = b""
+            if not chunk:
+                if reused and not received:
+                    # Nothing came back on a connection the server had closed while it was
+                    # idle: it never read this request.
+                    raise _StaleConnection
+                return answer_at_eof(parser, send_error)
+            received = True
+            done = parser.feed(chunk)
+            if done is not None:
+                return done
 
     def call(
         self,
@@ -391,7 +448,7 @@ class SyncSocketClient:
             ServerError, TimeoutError, RateLimitError: Still failing after every attempt.
             WireFormatError: The answer does not match ``response_cls``.
         """
-        request = build_request(method, path, _encode(message))
+        request = build_request(method, path, _encode(message), keep_alive=True)
         for attempt in range(self.policy.max_attempts):
             try:
                 try:

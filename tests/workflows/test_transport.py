@@ -261,3 +261,77 @@ async def test_a_subtask_wait_ends_with_an_error_never_none(sock_dir: Path) -> N
         )
         with pytest.raises(TimeoutError, match=r"subtask 'square' \(trn-1\) was still running"):
             await session.start_subtask("square", [1])
+
+
+class _KeepAliveServer:
+    """A blocking Unix-socket server in a thread that answers ``{}`` to every request and,
+    with ``close_after_each``, closes each connection after its first answer (as a server
+    closing an idle kept connection does)."""
+
+    def __init__(self, path: Path, *, close_after_each: bool) -> None:
+        import socket
+
+        self.connections = 0
+        self.requests = 0
+        self._close_after_each = close_after_each
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(path))
+        self._listener.listen()
+        self._listener.settimeout(10)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed, or the accept timed out (socket.timeout is an OSError)
+                return
+            self.connections += 1
+            with conn:
+                buffer = b""
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buffer += chunk
+                    if b"\r\n\r\n" not in buffer:
+                        break
+                    _head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    self.requests += 1
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 2\r\n\r\n{}"
+                    )
+                    if self._close_after_each:
+                        break
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(10)
+
+
+def test_the_sync_client_keeps_one_connection_for_all_its_calls(sock_dir: Path) -> None:
+    server = _KeepAliveServer(sock_dir / "k.sock", close_after_each=False)
+    client = SyncSocketClient(str(sock_dir / "k.sock"))
+    try:
+        for _ in range(3):
+            assert client.call("POST", "/callback", None, None, operation="call") is None
+    finally:
+        client.close()
+        server.close()
+    assert (server.connections, server.requests) == (1, 3)
+
+
+def test_a_kept_connection_the_server_closed_is_replaced(sock_dir: Path) -> None:
+    server = _KeepAliveServer(sock_dir / "c.sock", close_after_each=True)
+    client = SyncSocketClient(str(sock_dir / "c.sock"), policy=TransportPolicy(max_attempts=1))
+    try:
+        # One attempt only: the resend on a new connection is not a retry.
+        for _ in range(3):
+            assert client.call("POST", "/callback", None, None, operation="call") is None
+    finally:
+        client.close()
+        server.close()
+    assert (server.connections, server.requests) == (3, 3)
