@@ -241,3 +241,14 @@ def _assert_gone(pid: int, timeout: float = 30.0) -> None:
             return
         assert time.monotonic() < deadline, f"worker {pid} is still alive"
         time.sleep(0.05)
+
+
+def test_cli_refuses_reuse_without_warm_workers(app_dir: Path) -> None:
+    from test_lifecycle import _dev
+
+    proc = _dev(["--reuse-workers", "--no-warm", "tasks:app"], app_dir)
+    assert proc.returncode == 2
+    assert "--reuse-workers needs warm workers" in proc.stderr
+    proc = _dev(["--reuse-workers", "--max-attempts-per-worker", "0", "tasks:app"], app_dir)
+    assert proc.returncode == 2
+    assert "--max-attempts-per-worker must be at least 1, got 0" in proc.stderr
