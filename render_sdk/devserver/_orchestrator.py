@@ -705,6 +705,7 @@ class Orchestrator:
         timeout = task.timeout_seconds if task is not None else None
         outcome: _Outcome | None = None
         exited: asyncio.Task[int] | None = None
+        keep = False
         try:
             try:
                 att.server = self._socket_server(self._run_handler(att))
@@ -732,11 +733,11 @@ class Orchestrator:
                 outcome = self._decide(att, exited, done, timeout)
             finally:
                 self._active.pop(run.id, None)
-                if att.process is not None and not (
-                    att.process.reusable and self._ended_cleanly(att)
-                ):
+                # Decided once: a cancel arriving later finds the attempt already over.
+                keep = att.process is not None and att.process.reusable and self._ended_cleanly(att)
+                if att.process is not None and not keep:
                     att.process.kill()
-            if att.process is not None and att.process.reusable and self._ended_cleanly(att):
+            if keep:
                 # The worker reports the end of its attempt just after the callback: give it
                 # back first, so that a client's next run finds it idle (reused, not forked).
                 await self._hand_back(att, exited)
