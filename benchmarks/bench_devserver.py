@@ -232,6 +232,8 @@ class _RawClient:
     def __init__(self, url: str) -> None:
         host, _, port = url.removeprefix("http://").partition(":")
         self.host, self.port = host, int(port)
+        # The server answers 421 to a Host that is not the address it listens on.
+        self._host_header = f"{host}:{port}".encode()
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def create(self, task: str, input: list[object]) -> str:
@@ -240,8 +242,8 @@ class _RawClient:
         reader, writer = self._conn
         body = json.dumps({"task": task, "input": input}).encode()
         writer.write(
-            b"POST /v1/task-runs HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            b"POST /v1/task-runs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (self._host_header, len(body), body)
         )
         head = await reader.readuntil(b"\r\n\r\n")
         length = 0
@@ -259,8 +261,8 @@ class _RawClient:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         try:
             writer.write(
-                b"GET /v1/task-runs/events?taskRunIds=%s HTTP/1.1\r\nHost: bench\r\n\r\n"
-                % run_id.encode()
+                b"GET /v1/task-runs/events?taskRunIds=%s HTTP/1.1\r\nHost: %s\r\n\r\n"
+                % (run_id.encode(), self._host_header)
             )
             marker = b"event: task.completed\ndata: "
             buffer = b""
@@ -284,8 +286,8 @@ class _RawClient:
         found: list[dict[str, object]] = []
         try:
             writer.write(
-                b"GET /v1/task-runs/events?taskRunIds=%s HTTP/1.1\r\nHost: bench\r\n\r\n"
-                % ",".join(run_ids).encode()
+                b"GET /v1/task-runs/events?taskRunIds=%s HTTP/1.1\r\nHost: %s\r\n\r\n"
+                % (",".join(run_ids).encode(), self._host_header)
             )
             marker = b"event: task.completed\ndata: "
             buffer = b""
