@@ -140,25 +140,24 @@ def status_text(status: TaskRunStatus, unknown_status: str = "") -> str:
     return str(status)
 
 
-_JSON_SUFFIX = "_json"
-
-
 def _repr_decoded(msg: _betterproto2.Message) -> str:
-    """betterproto2's repr (fields that differ from their default), with each ``x_json``
-    field shown as ``x=`` its decoded JSON value (``results=[25]``, not ``b'[25]'``)."""
+    """betterproto2's repr (fields that differ from their default), with each inline-JSON
+    field shown under its wire key as its decoded JSON value (``results=[25]``, not
+    ``results_json=b'[25]'``)."""
     parts = []
     meta: Any = msg._betterproto  # type: ignore[arg-type]  # classproperty typing
+    inline = _wire.inline_json_fields(type(msg))
     for name in meta.sorted_field_names:
         value = getattr(msg, name)
         if value == meta.default_gen[name]():
             continue
-        if name.endswith(_JSON_SUFFIX) and isinstance(value, bytes):
+        if name in inline and isinstance(value, bytes):
             try:
                 decoded = _wire.decode_json_value(value, what=name)
             except WireFormatError:  # not JSON: show the bytes as they are
                 pass
             else:
-                parts.append(f"{name[: -len(_JSON_SUFFIX)]}={decoded!r}")
+                parts.append(f"{inline[name]}={decoded!r}")
                 continue
         parts.append(f"{name}={value!r}")
     return f"{type(msg).__name__}({', '.join(parts)})"
