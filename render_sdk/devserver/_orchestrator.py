@@ -26,7 +26,8 @@ from .._constants import MAX_INPUT_BYTES, MAX_RESULT_BYTES, over_limit
 from .._errors import WireFormatError
 from .._gen.routes import TASK_SOCKET_SERVICE
 from .._routing import bind, by_request_line
-from ..models import (
+from ..models import status_text
+from ..models.tasksocket import (
     CallbackRequest,
     GetInputResponse,
     GetSubtaskResultRequest,
@@ -37,7 +38,6 @@ from ..models import (
     TaskComplete,
     TaskError,
     TaskParameter,
-    status_text,
 )
 from ._constants import (
     BODY_TIMEOUT_S,

@@ -15,6 +15,7 @@ import pytest
 
 from render_sdk import _wire, models
 from render_sdk._gen import wire_tables
+from render_sdk.models import tasksocket
 
 from ._support import bp_class, pb2_classes
 
@@ -78,10 +79,10 @@ def test_every_enum_value_has_the_wire_string_the_codec_emits() -> None:
 def test_the_default_dialect_is_the_messages_own() -> None:
     details = models.TaskRunDetails(id="trn-1", results_json=b"[25]")
     assert _wire.dumps(details) == _wire.dumps(details, _wire.REST)
-    call = models.RunSubtaskRequest(task_name="square", input=b"[3]")
+    call = tasksocket.RunSubtaskRequest(task_name="square", input=b"[3]")
     assert _wire.dumps(call) == _wire.dumps(call, _wire.SOCKET)
     assert b'"task_name"' in _wire.dumps(call)
-    assert _wire.loads(models.RunSubtaskRequest, _wire.dumps(call)) == call
+    assert _wire.loads(tasksocket.RunSubtaskRequest, _wire.dumps(call)) == call
 
 
 def test_an_annotated_alias_decodes_and_is_never_written() -> None:

@@ -16,14 +16,15 @@ The same schemas serve other languages: see the ``proto/`` buf module.
 from __future__ import annotations
 
 import functools
-from typing import Any
+import warnings
+from typing import Any, Final
 
 import betterproto2 as _betterproto2
 
-from . import _wire
-from ._errors import WireFormatError
-from ._gen.enums import TaskRunStatus, WireEnum
-from ._gen.render.objects.v1 import (
+from .. import _wire
+from .._errors import WireFormatError
+from .._gen.enums import TaskRunStatus, WireEnum
+from .._gen.render.objects.v1 import (
     GetObjectOutput,
     ListObjectsRequest,
     ListObjectsResponse,
@@ -35,24 +36,8 @@ from ._gen.render.objects.v1 import (
     PutObjectOutput,
     PutObjectRequest,
 )
-from ._gen.render.tasksocket.v1 import (
-    CallbackRequest,
-    ErrorResponse,
-    GetInputResponse,
-    GetSubtaskResultRequest,
-    GetSubtaskResultResponse,
-    RegisterTasksRequest,
-    RetryConfig,
-    RunSubtaskRequest,
-    RunSubtaskResponse,
-    TaskComplete,
-    TaskDefinition,
-    TaskError,
-    TaskOptions,
-    TaskParameter,
-)
-from ._gen.render.workflows import v1 as _wf
-from ._gen.render.workflows.v1 import (
+from .._gen.render.workflows import v1 as _wf
+from .._gen.render.workflows.v1 import (
     Error,
     GetTaskRequest,
     ListLogsRequest,
@@ -73,13 +58,8 @@ from ._gen.render.workflows.v1 import (
 
 __all__ = [
     "TERMINAL_STATUSES",
-    "CallbackRequest",
     "Error",
-    "ErrorResponse",
-    "GetInputResponse",
     "GetObjectOutput",
-    "GetSubtaskResultRequest",
-    "GetSubtaskResultResponse",
     "GetTaskRequest",
     "ListLogsRequest",
     "ListLogsResponse",
@@ -98,19 +78,10 @@ __all__ = [
     "PutObjectInput",
     "PutObjectOutput",
     "PutObjectRequest",
-    "RegisterTasksRequest",
-    "RetryConfig",
-    "RunSubtaskRequest",
-    "RunSubtaskResponse",
     "RunTaskRequest",
     "Task",
     "TaskAttempt",
     "TaskAttemptDetails",
-    "TaskComplete",
-    "TaskDefinition",
-    "TaskError",
-    "TaskOptions",
-    "TaskParameter",
     "TaskRun",
     "TaskRunDetails",
     "TaskRunEvent",
@@ -120,7 +91,26 @@ __all__ = [
     "TaskRunWithCursor",
     "TaskWithCursor",
     "status_text",
+    "tasksocket",
 ]
+
+from . import tasksocket  # the submodule is part of the public face
+
+#: The task-socket envelopes that render_sdk.models exported before they moved to
+#: render_sdk.models.tasksocket; still importable from here, with a DeprecationWarning.
+_MOVED_TO_TASKSOCKET: Final = frozenset(tasksocket.__all__)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_TASKSOCKET:
+        warnings.warn(
+            f"render_sdk.models.{name} moved to render_sdk.models.tasksocket.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(tasksocket, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Statuses after which a run never changes again.
 TERMINAL_STATUSES: frozenset[TaskRunStatus] = frozenset(
@@ -277,8 +267,8 @@ def _parse_into_public_models() -> None:
     # betterproto2 builds nested messages from each class's field metadata (shared with
     # the public subclasses above); point it at the public classes so that binary parsing
     # yields the same types, with their accessors, as JSON decoding does.
-    from ._gen.render.objects import v1 as objects_v1
-    from ._gen.render.tasksocket import v1 as tasksocket_v1
+    from .._gen.render.objects import v1 as objects_v1
+    from .._gen.render.tasksocket import v1 as tasksocket_v1
 
     public = {
         cls.__mro__[1]: cls
@@ -303,9 +293,9 @@ def _use_wire_enums() -> None:
     # is "COMPLETED" and which never equals "completed". Point their metadata (the class
     # binary parsing builds, and the default) at the generated wire-string enum of the
     # same name instead; _wire.to_binary hands betterproto2 the numbers.
-    from ._gen import enums
-    from ._gen.render.objects import v1 as objects_v1
-    from ._gen.render.tasksocket import v1 as tasksocket_v1
+    from .._gen import enums
+    from .._gen.render.objects import v1 as objects_v1
+    from .._gen.render.tasksocket import v1 as tasksocket_v1
 
     for module in (_wf, objects_v1, tasksocket_v1):
         for name in module.__all__:
