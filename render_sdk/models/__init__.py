@@ -15,7 +15,6 @@ The same schemas serve other languages: see the ``proto/`` buf module.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Any, Final
 
@@ -23,7 +22,7 @@ import betterproto2 as _betterproto2
 
 from .. import _wire
 from .._errors import WireFormatError
-from .._gen.enums import TaskRunStatus, WireEnum
+from .._gen.enums import TaskRunStatus
 from .._gen.render.objects.v1 import (
     GetObjectOutput,
     ListObjectsRequest,
@@ -156,7 +155,6 @@ def _repr_decoded(msg: _betterproto2.Message) -> str:
 class TaskAttempt(_wf.TaskAttempt):
     """One attempt of a task run (see the generated base for fields)."""
 
-    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
     _betterproto_meta = _wf.TaskAttempt._betterproto  # type: ignore[arg-type]
 
     @classmethod
@@ -167,7 +165,6 @@ class TaskAttempt(_wf.TaskAttempt):
 class TaskRun(_wf.TaskRun):
     """A task run as lists carry it (see the generated base for fields)."""
 
-    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
     _betterproto_meta = _wf.TaskRun._betterproto  # type: ignore[arg-type]
 
     @classmethod
@@ -177,8 +174,6 @@ class TaskRun(_wf.TaskRun):
 
 class TaskAttemptDetails(_wf.TaskAttemptDetails):
     """One attempt of a task run with its outcome (see the generated base for fields)."""
-
-    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
 
     # betterproto2 keys its field metadata and type hints by class and module; share
     # the generated class's so that the subclass encodes and parses identically.
@@ -200,8 +195,6 @@ class TaskAttemptDetails(_wf.TaskAttemptDetails):
 
 class TaskRunDetails(_wf.TaskRunDetails):
     """A task run with its input, results and error (see the generated base for fields)."""
-
-    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
 
     _betterproto_meta = _wf.TaskRunDetails._betterproto  # type: ignore[arg-type]
     __repr__ = _repr_decoded
@@ -286,38 +279,3 @@ def _parse_into_public_models() -> None:
 
 
 _parse_into_public_models()
-
-
-def _use_wire_enums() -> None:
-    # The generated dataclasses type enum fields with betterproto2's IntEnum, whose str()
-    # is "COMPLETED" and which never equals "completed". Point their metadata (the class
-    # binary parsing builds, and the default) at the generated wire-string enum of the
-    # same name instead; _wire.to_binary hands betterproto2 the numbers.
-    from .._gen import enums
-    from .._gen.render.objects import v1 as objects_v1
-    from .._gen.render.tasksocket import v1 as tasksocket_v1
-
-    for module in (_wf, objects_v1, tasksocket_v1):
-        for name in module.__all__:
-            generated = getattr(module, name)
-            if isinstance(generated, type) and issubclass(generated, _betterproto2.Message):
-                meta: Any = generated._betterproto  # type: ignore[arg-type]  # classproperty typing
-                for attr, field in meta.meta_by_field_name.items():
-                    if field.proto_type != _betterproto2.TYPE_ENUM:
-                        continue
-                    public: type[WireEnum] | None = getattr(
-                        enums, meta.cls_by_field[attr].__name__, None
-                    )
-                    if public is None:
-                        continue
-                    meta.cls_by_field[attr] = public
-                    if not field.repeated:
-                        meta.default_gen[attr] = functools.partial(public, 0)  # type: ignore[arg-type]  # by number (_missing_)
-        for name in module.__all__:
-            # The dataclass defaults (``lambda: TaskRunStatus(0)``) look the name up in
-            # the generated module at call time.
-            if isinstance(getattr(enums, name, None), type):
-                setattr(module, name, getattr(enums, name))
-
-
-_use_wire_enums()
