@@ -17,7 +17,16 @@ from typing import Final, TypeVar
 
 from ._gen.routes import SERVICES, Route
 
-__all__ = ["SERVICES", "Route", "bind", "by_request_line", "expand", "router_path", "routes_of"]
+__all__ = [
+    "SERVICES",
+    "Route",
+    "bind",
+    "by_request_line",
+    "expand",
+    "query_keys",
+    "router_path",
+    "routes_of",
+]
 
 H = TypeVar("H")
 
@@ -88,3 +97,19 @@ def by_request_line(routes: Mapping[str, Route]) -> dict[tuple[str, str], Route]
             raise ValueError(f"{route.name}: {route.path} has path fields")
         table[(route.method, route.base_path + route.path)] = route
     return table
+
+
+def query_keys(route: Route) -> dict[str, tuple[str, ...]]:
+    """The query keys a server accepts for each query field of ``route``, by proto name.
+
+    The first key is the field's wire key in the route's dialect (what clients send);
+    the rest are the other keys its decoders accept (the other dialect's spelling and
+    the field's annotated aliases), from the generated wire tables.
+    """
+    from ._gen import wire_tables  # only servers read queries; the worker never does
+
+    fields = {f.name: f for f in wire_tables.MESSAGES[route.request].fields}
+    return {
+        name: tuple(dict.fromkeys((key, *fields[name].keys)))
+        for name, key in zip(route.query, route.query_keys, strict=True)
+    }

@@ -13,7 +13,7 @@ import pytest
 from starlette.routing import Route
 
 from render_sdk._gen import routes
-from render_sdk._routing import bind, by_request_line, expand, router_path
+from render_sdk._routing import bind, by_request_line, expand, query_keys, router_path
 from render_sdk.client import _protocol as client_protocol
 from render_sdk.devserver._api import create_app
 from render_sdk.devserver._orchestrator import Orchestrator
@@ -106,3 +106,11 @@ def test_client_requests_follow_the_routes() -> None:
     assert client_protocol.TASK_RUN_EVENTS.server_sent_events
     # Query keys are the request fields' REST wire keys.
     assert routes.WORKFLOWS_SERVICE["ListTaskRuns"].query_keys[:3] == ("limit", "cursor", "ownerId")
+
+
+def test_query_keys_come_from_the_wire_tables() -> None:
+    keys = query_keys(routes.WORKFLOWS_SERVICE["ListLogs"])
+    assert keys["task_run"][0] == "taskRun"  # what clients send
+    assert {"taskRunID", "taskRunId", "task_run"} <= set(keys["task_run"])  # accepted too
+    assert keys["start_time"][0] == "startTime"
+    assert list(keys) == list(routes.WORKFLOWS_SERVICE["ListLogs"].query)
