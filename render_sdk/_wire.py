@@ -251,6 +251,7 @@ class _MessageCodec:
     fields: list[_Field]
     by_key: dict[str, _Field]
     groups: dict[str, list[str]]  # oneof group -> attribute names
+    emitted: list[_Field] = dataclasses.field(default_factory=list)  # fields minus hidden
 
 
 _codecs: dict[tuple[type[Any], str], _MessageCodec] = {}
@@ -556,7 +557,13 @@ def _compile(cls: type[betterproto2.Message], dialect: Dialect) -> _MessageCodec
             continue
         for k in field.keys:
             by_key.setdefault(k, field)
-    codec = _MessageCodec(cls=cls, fields=fields, by_key=by_key, groups=groups)
+    codec = _MessageCodec(
+        cls=cls,
+        fields=fields,
+        by_key=by_key,
+        groups=groups,
+        emitted=[f for f in fields if not f.hidden],
+    )
     _codecs[(cls, dialect.name)] = codec
     return codec
 
@@ -575,9 +582,7 @@ def _message_codecs(sub: type[betterproto2.Message], dialect: Dialect) -> tuple[
 def _encode(msg: betterproto2.Message, dialect: Dialect) -> str:
     codec = _compile(type(msg), dialect)
     parts: list[str] = []
-    for f in codec.fields:
-        if f.hidden:
-            continue
+    for f in codec.emitted:
         value = getattr(msg, f.attr)
         if f.omit_empty and not value:
             continue
@@ -680,12 +685,16 @@ def dumps(msg: betterproto2.Message, dialect: Dialect | None = None) -> bytes:
     Raises:
         WireFormatError: A field holds a value the wire cannot carry (names the field).
     """
-    return _encode(msg, dialect or _dialect_of(type(msg))).encode("utf-8")
+    if dialect is None:
+        dialect = _dialect_of(type(msg))
+    return _encode(msg, dialect).encode("utf-8")
 
 
 def to_dict(msg: betterproto2.Message, dialect: Dialect | None = None) -> dict[str, Any]:
     """Encode a message as the JSON object (a dict) of ``dialect`` (default: its own)."""
-    result: dict[str, Any] = json.loads(_encode(msg, dialect or _dialect_of(type(msg))))
+    if dialect is None:
+        dialect = _dialect_of(type(msg))
+    result: dict[str, Any] = json.loads(_encode(msg, dialect))
     return result
 
 
@@ -696,7 +705,9 @@ def loads(cls: type[M], raw: bytes | str, dialect: Dialect | None = None) -> M:
         WireFormatError: Malformed JSON, a wrong type, invalid base64, NaN, ...
     """
     target = _public.get(cls, cls)
-    return cast(M, _decode(target, parse_json(raw), dialect or _dialect_of(target), ""))
+    if dialect is None:
+        dialect = _dialect_of(target)
+    return cast(M, _decode(target, parse_json(raw), dialect, ""))
 
 
 def from_dict(cls: type[M], data: Any, dialect: Dialect | None = None) -> M:
@@ -706,7 +717,9 @@ def from_dict(cls: type[M], data: Any, dialect: Dialect | None = None) -> M:
         WireFormatError: A wrong type, invalid base64, NaN, ... (names the field).
     """
     target = _public.get(cls, cls)
-    return cast(M, _decode(target, data, dialect or _dialect_of(target), ""))
+    if dialect is None:
+        dialect = _dialect_of(target)
+    return cast(M, _decode(target, data, dialect, ""))
 
 
 def to_binary(msg: betterproto2.Message) -> bytes:
