@@ -26,7 +26,13 @@ REST_SERVICES = [
 ]
 #: Routes of the app that are not (yet) rpcs of a schema service: the dashboard's
 #: own page, assets and its two API routes (issue 9 leaves them to _dashboard.py).
-NOT_RPCS = {"/", "/_dashboard/{name}", "/v1/dashboard/info", "/v1/dashboard/events"}
+NOT_RPCS = {
+    "/",
+    "/_dashboard/{name}",
+    "/v1/dashboard/info",
+    "/v1/dashboard/events",
+    "/openapi.json",  # the document describing the rpcs, not one of them
+}
 
 
 def _app_routes(tmp_path: Path) -> list[Route]:
