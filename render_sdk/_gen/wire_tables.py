@@ -845,6 +845,18 @@ MESSAGES: Final[dict[str, MessageWire]] = {
                 holds_unknown_enum=False,
                 enum="",
             ),
+            FieldWire(
+                number=5,
+                name="kind",
+                rest_key="kind",
+                socket_key="kind",
+                keys=("kind",),
+                inline_json=False,
+                empty="present",
+                unknown_enum_field="",
+                holds_unknown_enum=False,
+                enum="",
+            ),
         ),
     ),
     "render.tasksocket.v1.TaskDefinition": MessageWire(

@@ -31,6 +31,8 @@ NOT_RPCS = {
     "/_dashboard/{name}",
     "/v1/dashboard/info",
     "/v1/dashboard/events",
+    "/v1/dashboard/runs",
+    "/v1/dashboard/logs",
     "/openapi.json",  # the document describing the rpcs, not one of them
 }
 
