@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._harness import Row, measure, repeats  # noqa: E402
 from render_sdk import _wire, models  # noqa: E402
+from render_sdk.models import tasksocket  # noqa: E402
 
 GROUP = "codec"
 BASELINE = "protobuf json_format (upb)"
@@ -105,14 +106,14 @@ def _task_run(i: int) -> models.TaskRunWithCursor:
 
 def _socket_envelopes() -> list[tuple[str, Any]]:
     return [
-        ("GetInputResponse", models.GetInputResponse(task_name="add_squares", input=b"[3, 4]")),
+        ("GetInputResponse", tasksocket.GetInputResponse(task_name="add_squares", input=b"[3, 4]")),
         (
             "CallbackRequest",
-            models.CallbackRequest(complete=models.TaskComplete(output=b"[25]")),
+            tasksocket.CallbackRequest(complete=tasksocket.TaskComplete(output=b"[25]")),
         ),
         (
             "RunSubtaskRequest",
-            models.RunSubtaskRequest(
+            tasksocket.RunSubtaskRequest(
                 task_name="square",
                 input=b"[3]",
                 idempotency_key="0b6f9a52-5d8e-4b1c-9a43-2f1d3e4c5b6a",
@@ -121,8 +122,8 @@ def _socket_envelopes() -> list[tuple[str, Any]]:
         ),
         (
             "GetSubtaskResultResponse",
-            models.GetSubtaskResultResponse(
-                still_running=False, complete=models.TaskComplete(output=b"[9]")
+            tasksocket.GetSubtaskResultResponse(
+                still_running=False, complete=tasksocket.TaskComplete(output=b"[9]")
             ),
         ),
     ]

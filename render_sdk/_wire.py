@@ -1,24 +1,23 @@
 """The wire codec: generated message dataclasses <-> the JSON every render_sdk wire carries.
 
-Two JSON dialects share one set of rules (documented in the .proto files):
+Two JSON dialects share one set of rules:
 
 * ``REST`` — Render's public API, the local task server's API, SSE data and object
   storage: camelCase keys.
 * ``SOCKET`` — the task socket between a task process and its task server: snake_case keys.
 
-Rules common to both:
+Every wire fact comes from the ``(render.wire.v1.*)`` annotations of the schemas
+(``proto/render/wire/v1/options.proto``), which build_tools/codegen.py turns into the
+tables of ``render_sdk._gen.wire_tables``: each message's own dialect, each field's key,
+the keys decoders accept, which ``bytes`` travel as inline JSON, how empty values
+travel, which string sibling keeps an unknown enum string, and the strings of every
+enum value. The codec reads only those tables and the betterproto2 field types; it
+derives nothing from field names. Rules no annotation varies:
 
-* Fields without ``optional`` are always emitted (empty or zero included); ``optional``
-  fields and unset message fields are omitted.
-* ``bytes`` fields named ``*_json`` hold UTF-8 JSON text and appear inline, as the JSON
-  value itself, under the name without the suffix. Other ``bytes`` fields are standard
-  base64 with padding (URL-safe and unpadded are accepted). Empty bytes are ``null``.
-* Enums are the lowercase value name without the type prefix (``"completed"``). An enum
-  field ``x`` with a string sibling ``unknown_x`` keeps a status string it does not know
-  there, instead of failing.
+* Fields without ``optional`` are always emitted (empty or zero included) unless their
+  ``empty`` annotation says otherwise; ``optional`` fields and unset messages are omitted.
 * int64 are JSON numbers (numeric strings are accepted), timestamps RFC 3339 in UTC.
-* Unknown keys are ignored (a newer peer may send more). Decoders accept both the
-  camelCase and the snake_case name of every field.
+* Unknown keys are ignored (a newer peer may send more).
 
 Encoders and decoders are compiled once per message class and dialect from the
 betterproto2 field metadata, so they run in microseconds (betterproto2's own
@@ -45,6 +44,8 @@ from typing import Any, Final, TypeVar, cast
 import betterproto2
 
 from ._errors import WireFormatError
+from ._gen import wire_tables
+from ._gen.message_pool import default_message_pool
 
 __all__ = [
     "REST",
@@ -56,6 +57,7 @@ __all__ = [
     "format_timestamp",
     "from_binary",
     "from_dict",
+    "inline_json_fields",
     "loads",
     "parse_json",
     "parse_timestamp",
@@ -66,8 +68,6 @@ __all__ = [
 
 M = TypeVar("M", bound=betterproto2.Message)
 
-_JSON_SUFFIX: Final = "_json"
-_UNKNOWN_PREFIX: Final = "unknown_"
 _INT32_RANGE: Final = (-(2**31), 2**31 - 1)
 _INT64_RANGE: Final = (-(2**63), 2**63 - 1)
 _UINT32_MAX: Final = 2**32 - 1
@@ -96,6 +96,7 @@ class Dialect:
 
 REST: Final = Dialect("rest", camel_case=True)
 SOCKET: Final = Dialect("socket", camel_case=False)
+_DIALECTS: Final = {REST.name: REST, SOCKET.name: SOCKET}
 
 
 # --------------------------------------------------------------------------- HTTP facts
@@ -154,7 +155,7 @@ def encode_json_value(value: Any, *, what: str = "value") -> bytes:
 
 
 def decode_json_value(raw: bytes, *, what: str = "value") -> Any:
-    """Decode JSON bytes held by a ``*_json`` or socket bytes field; empty means None."""
+    """Decode the JSON bytes of an inline-JSON or socket bytes field; empty means None."""
     if not raw:
         return None
     return parse_json(raw, what=what)
@@ -229,17 +230,13 @@ _Encoder = Callable[[Any], str]
 _Decoder = Callable[[Any, str], Any]
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 @dataclasses.dataclass
 class _Field:
     attr: str
     key: str  # the key this dialect writes
     keys: tuple[str, ...]  # every key decoders accept
     omit_none: bool  # optional scalar or singular message: omitted when None
+    omit_empty: bool  # (render.wire.v1.field).empty = OMIT: omitted when its zero value
     repeated: bool
     encode: _Encoder  # one element -> JSON text
     decode: _Decoder  # one element, path -> Python value
@@ -254,6 +251,7 @@ class _MessageCodec:
     fields: list[_Field]
     by_key: dict[str, _Field]
     groups: dict[str, list[str]]  # oneof group -> attribute names
+    emitted: list[_Field] = dataclasses.field(default_factory=list)  # fields minus hidden
 
 
 _codecs: dict[tuple[type[Any], str], _MessageCodec] = {}
@@ -316,6 +314,10 @@ def _enc_float(value: float) -> str:
 def _enc_b64(value: bytes) -> str:
     if not value:
         return "null"
+    return '"' + base64.b64encode(value).decode("ascii") + '"'
+
+
+def _enc_b64_present(value: bytes) -> str:
     return '"' + base64.b64encode(value).decode("ascii") + '"'
 
 
@@ -419,14 +421,13 @@ def _dec_timestamp(value: Any, path: str) -> _dt.datetime:
         raise WireFormatError(str(exc), field=path) from None
 
 
-def _enum_codecs(enum_cls: Any) -> tuple[_Encoder, _Decoder]:
+def _enum_codecs(enum_cls: Any, full_name: str) -> tuple[_Encoder, _Decoder]:
     # enum_cls is a generated WireEnum (render_sdk._gen.enums): members are their wire
-    # strings and carry their protobuf number.
-    from_wire: dict[str, Any] = {}
-    for member in enum_cls:
-        from_wire[member.value] = member
-        from_wire[member.name] = member
-        from_wire[member.proto_name] = member
+    # strings and carry their protobuf number. The strings a decoder accepts (wire
+    # strings, aliases and the schema names ProtoJSON uses) come from the wire table.
+    from_wire: dict[str, Any] = {
+        text: enum_cls(number) for text, number in wire_tables.ENUMS[full_name].items()
+    }
 
     def enc(value: Any) -> str:
         # _name_/_value_ are plain instance attributes: faster than the name property.
@@ -438,8 +439,6 @@ def _enum_codecs(enum_cls: Any) -> tuple[_Encoder, _Decoder]:
     def dec(value: Any, path: str) -> Any:
         if isinstance(value, str):
             member = from_wire.get(value)
-            if member is None:
-                member = from_wire.get(value.lower())
             if member is None:
                 raise _UnknownEnum(value)
             return member
@@ -459,23 +458,45 @@ class _UnknownEnum(Exception):
         self.raw = raw
 
 
+def _wire_facts(cls: type[Any]) -> wire_tables.MessageWire:
+    """The generated wire table of ``cls`` (or of the generated class it subclasses)."""
+    for klass in cls.__mro__:
+        url = default_message_pool.type_to_url.get(klass)
+        if url is not None:
+            return wire_tables.MESSAGES[url.rpartition("/")[2]]
+    raise TypeError(f"{cls.__name__} is not a message generated from proto/")
+
+
+def _dialect_of(cls: type[Any]) -> Dialect:
+    return _DIALECTS[_wire_facts(cls).dialect]
+
+
+def inline_json_fields(cls: type[betterproto2.Message]) -> dict[str, str]:
+    """The attributes of ``cls`` holding inline JSON bytes, with their wire keys.
+
+    ``{"results_json": "results", "input_json": "input"}`` for TaskRunDetails: what a
+    repr shows decoded, under the name the wire gives it.
+    """
+    codec = _compile(cls, _dialect_of(cls))
+    return {f.attr: f.key for f in codec.fields if f.encode is _enc_inline_json}
+
+
 def _compile(cls: type[betterproto2.Message], dialect: Dialect) -> _MessageCodec:
     cached = _codecs.get((cls, dialect.name))
     if cached is not None:
         return cached
     meta: Any = cls._betterproto  # type: ignore[arg-type]  # betterproto2's classproperty typing
+    facts = {f.number: f for f in _wire_facts(cls).fields}
+    attr_of = {fm.number: attr for attr, fm in meta.meta_by_field_name.items()}
     fields: list[_Field] = []
     groups: dict[str, list[str]] = {}
-    attrs = set(meta.meta_by_field_name)
     for dc_field in dataclasses.fields(cast(Any, cls)):
         fm = dc_field.metadata.get("betterproto")
         if fm is None:
             continue
         attr = dc_field.name
-        base = attr[: -len(_JSON_SUFFIX)] if attr.endswith(_JSON_SUFFIX) else attr
-        camel = _camel(base)
-        key = camel if dialect.camel_case else base
-        keys = tuple(dict.fromkeys((key, camel, base, attr, _camel(attr))))
+        wire = facts[fm.number]
+        key = wire.rest_key if dialect.camel_case else wire.socket_key
         ptype = fm.proto_type
         enc: _Encoder
         dec: _Decoder
@@ -490,7 +511,7 @@ def _compile(cls: type[betterproto2.Message], dialect: Dialect) -> _MessageCodec
             else:
                 enc, dec = _message_codecs(sub, dialect)
         elif ptype == "enum":
-            enc, dec = _enum_codecs(meta.cls_by_field[attr])
+            enc, dec = _enum_codecs(meta.cls_by_field[attr], wire.enum)
         elif ptype == "string":
             enc, dec = _json_str, _dec_str
         elif ptype == "bool":
@@ -498,10 +519,11 @@ def _compile(cls: type[betterproto2.Message], dialect: Dialect) -> _MessageCodec
         elif ptype in ("double", "float"):
             enc, dec = _enc_float, _dec_float
         elif ptype == "bytes":
-            if attr.endswith(_JSON_SUFFIX):
+            if wire.inline_json:
                 enc, dec = _enc_inline_json, _dec_inline_json
             else:
-                enc, dec = _enc_b64, _dec_b64
+                enc = _enc_b64 if wire.empty == "null" else _enc_b64_present
+                dec = _dec_b64
         elif ptype in _INT_RANGES:
             enc, dec = _make_enc_int(ptype), _make_dec_int(ptype)
         else:  # pragma: no cover - every proto3 scalar is handled above
@@ -509,17 +531,23 @@ def _compile(cls: type[betterproto2.Message], dialect: Dialect) -> _MessageCodec
         field = _Field(
             attr=attr,
             key=key,
-            keys=keys,
+            keys=wire.keys,
             omit_none=(fm.optional or ptype == "message") and not fm.repeated,
+            omit_empty=wire.empty == "omit",
             repeated=fm.repeated,
             encode=enc,
             decode=dec,
+            hidden=wire.holds_unknown_enum,
         )
-        if ptype == "enum" and f"{_UNKNOWN_PREFIX}{attr}" in attrs:
-            field.enum_unknown_attr = f"{_UNKNOWN_PREFIX}{attr}"
+        if wire.unknown_enum_field:
+            sibling = next((n for n, f in facts.items() if f.name == wire.unknown_enum_field), None)
+            if sibling is None or sibling not in attr_of:
+                raise TypeError(
+                    f"{cls.__name__}.{attr}: unknown_enum_field {wire.unknown_enum_field!r}"
+                    " names no field"
+                )
+            field.enum_unknown_attr = attr_of[sibling]
             field.enum_cls = meta.cls_by_field[attr]
-        if attr.startswith(_UNKNOWN_PREFIX) and attr[len(_UNKNOWN_PREFIX) :] in attrs:
-            field.hidden = True
         if fm.group:
             groups.setdefault(fm.group, []).append(attr)
         fields.append(field)
@@ -529,7 +557,13 @@ def _compile(cls: type[betterproto2.Message], dialect: Dialect) -> _MessageCodec
             continue
         for k in field.keys:
             by_key.setdefault(k, field)
-    codec = _MessageCodec(cls=cls, fields=fields, by_key=by_key, groups=groups)
+    codec = _MessageCodec(
+        cls=cls,
+        fields=fields,
+        by_key=by_key,
+        groups=groups,
+        emitted=[f for f in fields if not f.hidden],
+    )
     _codecs[(cls, dialect.name)] = codec
     return codec
 
@@ -548,10 +582,10 @@ def _message_codecs(sub: type[betterproto2.Message], dialect: Dialect) -> tuple[
 def _encode(msg: betterproto2.Message, dialect: Dialect) -> str:
     codec = _compile(type(msg), dialect)
     parts: list[str] = []
-    for f in codec.fields:
-        if f.hidden:
-            continue
+    for f in codec.emitted:
         value = getattr(msg, f.attr)
+        if f.omit_empty and not value:
+            continue
         if f.repeated:
             try:
                 body = ",".join([f.encode(v) for v in value])
@@ -645,37 +679,47 @@ def _decode(cls: type[M], data: Any, dialect: Dialect, path: str) -> M:
 # --------------------------------------------------------------------------- public API
 
 
-def dumps(msg: betterproto2.Message, dialect: Dialect) -> bytes:
-    """Encode a message as the compact JSON bytes of ``dialect``.
+def dumps(msg: betterproto2.Message, dialect: Dialect | None = None) -> bytes:
+    """Encode a message as the compact JSON bytes of ``dialect`` (default: the message's own).
 
     Raises:
         WireFormatError: A field holds a value the wire cannot carry (names the field).
     """
+    if dialect is None:
+        dialect = _dialect_of(type(msg))
     return _encode(msg, dialect).encode("utf-8")
 
 
-def to_dict(msg: betterproto2.Message, dialect: Dialect) -> dict[str, Any]:
-    """Encode a message as the JSON object (a dict) of ``dialect``."""
+def to_dict(msg: betterproto2.Message, dialect: Dialect | None = None) -> dict[str, Any]:
+    """Encode a message as the JSON object (a dict) of ``dialect`` (default: its own)."""
+    if dialect is None:
+        dialect = _dialect_of(type(msg))
     result: dict[str, Any] = json.loads(_encode(msg, dialect))
     return result
 
 
-def loads(cls: type[M], raw: bytes | str, dialect: Dialect) -> M:
-    """Decode JSON bytes of ``dialect`` into a ``cls`` message.
+def loads(cls: type[M], raw: bytes | str, dialect: Dialect | None = None) -> M:
+    """Decode JSON bytes of ``dialect`` (default: the message's own) into a ``cls`` message.
 
     Raises:
         WireFormatError: Malformed JSON, a wrong type, invalid base64, NaN, ...
     """
-    return cast(M, _decode(_public.get(cls, cls), parse_json(raw), dialect, ""))
+    target = _public.get(cls, cls)
+    if dialect is None:
+        dialect = _dialect_of(target)
+    return cast(M, _decode(target, parse_json(raw), dialect, ""))
 
 
-def from_dict(cls: type[M], data: Any, dialect: Dialect) -> M:
-    """Decode an already parsed JSON value of ``dialect`` into a ``cls`` message.
+def from_dict(cls: type[M], data: Any, dialect: Dialect | None = None) -> M:
+    """Decode an already parsed JSON value of ``dialect`` (default: its own) into ``cls``.
 
     Raises:
         WireFormatError: A wrong type, invalid base64, NaN, ... (names the field).
     """
-    return cast(M, _decode(_public.get(cls, cls), data, dialect, ""))
+    target = _public.get(cls, cls)
+    if dialect is None:
+        dialect = _dialect_of(target)
+    return cast(M, _decode(target, data, dialect, ""))
 
 
 def to_binary(msg: betterproto2.Message) -> bytes:

@@ -60,3 +60,42 @@ def test_models_exports_are_sorted_and_resolve() -> None:
     assert len(set(models.__all__)) == len(models.__all__)
     for name in models.__all__:
         assert getattr(models, name) is not None
+
+
+TASK_SOCKET_ENVELOPES = [
+    "CallbackRequest",
+    "ErrorResponse",
+    "GetInputResponse",
+    "GetSubtaskResultRequest",
+    "GetSubtaskResultResponse",
+    "RegisterTasksRequest",
+    "RetryConfig",
+    "RunSubtaskRequest",
+    "RunSubtaskResponse",
+    "TaskComplete",
+    "TaskDefinition",
+    "TaskError",
+    "TaskOptions",
+    "TaskParameter",
+]
+
+
+def test_task_socket_envelopes_live_in_their_own_namespace() -> None:
+    from render_sdk import models
+    from render_sdk.models import tasksocket
+
+    assert tasksocket.__all__ == TASK_SOCKET_ENVELOPES
+    assert not set(TASK_SOCKET_ENVELOPES) & set(models.__all__)
+    assert {"TaskRunDetails", "TaskRunStatus", "RunTaskRequest"} <= set(models.__all__)
+
+
+@pytest.mark.parametrize("name", TASK_SOCKET_ENVELOPES)
+def test_old_task_socket_paths_still_import_with_a_deprecation_warning(name: str) -> None:
+    from render_sdk import models
+    from render_sdk.models import tasksocket
+
+    with pytest.warns(DeprecationWarning, match=f"render_sdk.models.tasksocket.{name}"):
+        value = getattr(models, name)
+    assert value is getattr(tasksocket, name)
+    with pytest.raises(AttributeError):
+        _ = models.NoSuchModel  # type: ignore[attr-defined]

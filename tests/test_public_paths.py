@@ -13,6 +13,7 @@ from types import FunctionType, ModuleType
 import pytest
 
 import render_sdk
+import render_sdk.models
 from render_sdk.client import errors
 
 # Public modules are found by walking the package, so a new one is covered without
@@ -97,6 +98,7 @@ def test_export_reports_a_public_path(module: str, name: str, value: object) -> 
         (render_sdk.workflows.TaskRunError, "render_sdk.client.errors.TaskRunError"),
         (render_sdk.client.ObjectClient, "render_sdk.experimental.ObjectClient"),
         (render_sdk.client.ListTaskRunsParams, "render_sdk.client.ListTaskRunsParams"),
+        (render_sdk.models.TaskRunStatus, "render_sdk.models.TaskRunStatus"),
     ],
 )
 def test_canonical_path(value: type | FunctionType, path: str) -> None:

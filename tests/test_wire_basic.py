@@ -8,6 +8,7 @@ import pytest
 
 from render_sdk import _wire, models
 from render_sdk._errors import WireFormatError
+from render_sdk.models import tasksocket
 
 DETAILS = {
     "id": "trn-1",
@@ -36,7 +37,7 @@ def test_rest_round_trip_is_byte_identical() -> None:
 
 
 def test_socket_callback_is_base64_of_json() -> None:
-    msg = models.CallbackRequest(complete=models.TaskComplete(output=b"[25]"))
+    msg = tasksocket.CallbackRequest(complete=tasksocket.TaskComplete(output=b"[25]"))
     assert _wire.to_dict(msg, _wire.SOCKET) == {"complete": {"output": "WzI1XQ=="}}
 
 

@@ -76,6 +76,9 @@ class WireEnum(str, enum.Enum):
 class TaskRunStatus(WireEnum):
     """render.workflows.v1.TaskRunStatus by wire string."""
 
+    # Reprs, tracebacks, pickles and type errors name the public path.
+    __module__ = "render_sdk.models"
+
     UNSPECIFIED = "unspecified", 0, "TASK_RUN_STATUS_UNSPECIFIED"
     PENDING = "pending", 1, "TASK_RUN_STATUS_PENDING"
     RUNNING = "running", 2, "TASK_RUN_STATUS_RUNNING"

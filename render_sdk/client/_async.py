@@ -269,7 +269,7 @@ class WorkflowsService:
         task, input = P.run_task_arguments(task, input, task_identifier, input_data)
         body = P.run_task_body(task, input)
         response = await self._http.request(
-            "POST", P.PATH_TASK_RUNS, operation=P.OP_RUN, content=body
+            *P.request_line(P.RUN_TASK), operation=P.OP_RUN, content=body
         )
         return AwaitableTaskRun(P.parse_task_run(response.content), self)
 
@@ -279,7 +279,9 @@ class WorkflowsService:
         Raises:
             ClientError: No such run (status 404).
         """
-        response = await self._http.request("GET", P.run_path(task_run_id), operation=P.OP_GET)
+        response = await self._http.request(
+            *P.request_line(P.GET_TASK_RUN, task_run_id=task_run_id), operation=P.OP_GET
+        )
         return P.parse_details(response.content)
 
     async def cancel_task_run(self, task_run_id: str) -> None:
@@ -289,7 +291,9 @@ class WorkflowsService:
             ClientError: No such run.
             ServerError / ClientError: The run is no longer active.
         """
-        await self._http.request("DELETE", P.run_path(task_run_id), operation=P.OP_CANCEL)
+        await self._http.request(
+            *P.request_line(P.CANCEL_TASK_RUN, task_run_id=task_run_id), operation=P.OP_CANCEL
+        )
 
     async def list_task_runs(self, params: P.ListTaskRunsParams | None = None) -> P.TaskRunList:
         """One page of task runs, newest or oldest first as the server orders them.
@@ -298,7 +302,7 @@ class WorkflowsService:
             A list of :class:`~render_sdk.models.TaskRun` with ``.next_cursor``.
         """
         response = await self._http.request(
-            "GET", P.PATH_TASK_RUNS, operation=P.OP_LIST, params=P.list_params(params)
+            *P.request_line(P.LIST_TASK_RUNS), operation=P.OP_LIST, params=P.list_params(params)
         )
         return P.parse_task_run_list(response.content, limit=params.limit if params else None)
 
@@ -352,12 +356,14 @@ class WorkflowsService:
 
     async def list_tasks(self) -> list[Task]:
         """The registered tasks."""
-        response = await self._http.request("GET", P.PATH_TASKS, operation=P.OP_LIST_TASKS)
+        response = await self._http.request(
+            *P.request_line(P.LIST_TASKS), operation=P.OP_LIST_TASKS
+        )
         return P.parse_task_list(response.content)
 
     async def _logs(self, task_run_id: str) -> ListLogsResponse:
         response = await self._http.request(
-            "GET", P.PATH_LOGS, operation=P.OP_LOGS, params=P.logs_params(task_run_id)
+            *P.request_line(P.LIST_LOGS), operation=P.OP_LOGS, params=P.logs_params(task_run_id)
         )
         return P.parse_logs(response.content)
 
@@ -392,8 +398,8 @@ class WorkflowsService:
         timeout = state.timeout(config.timeout)
         with map_transport_errors(P.OP_EVENTS):
             async with self._http.client().stream(
-                "GET",
-                config.url(P.PATH_EVENTS),
+                P.TASK_RUN_EVENTS.method,
+                config.url(P.request_line(P.TASK_RUN_EVENTS)[1]),
                 params=state.params(),
                 headers=headers,
                 timeout=timeout,

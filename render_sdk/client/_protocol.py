@@ -29,6 +29,8 @@ from .._errors import (
     TimeoutError,
     WireFormatError,
 )
+from .._gen.routes import WORKFLOWS_SERVICE
+from .._routing import Route, expand
 from ..models import (
     TERMINAL_STATUSES,
     ListLogsResponse,
@@ -54,10 +56,24 @@ OP_EVENTS: Final = "task run events"
 OP_LIST_TASKS: Final = "list tasks"
 OP_LOGS: Final = "list logs"
 
-PATH_TASK_RUNS: Final = "/task-runs"
-PATH_EVENTS: Final = "/task-runs/events"
-PATH_TASKS: Final = "/tasks"
-PATH_LOGS: Final = "/logs"
+# The routes of the requests below, from the schema's WorkflowsService (their paths
+# are below the base URL, which carries the service's /v1).
+RUN_TASK: Final = WORKFLOWS_SERVICE["RunTask"]
+GET_TASK_RUN: Final = WORKFLOWS_SERVICE["GetTaskRun"]
+CANCEL_TASK_RUN: Final = WORKFLOWS_SERVICE["CancelTaskRun"]
+LIST_TASK_RUNS: Final = WORKFLOWS_SERVICE["ListTaskRuns"]
+TASK_RUN_EVENTS: Final = WORKFLOWS_SERVICE["StreamTaskRunEvents"]
+LIST_TASKS: Final = WORKFLOWS_SERVICE["ListTasks"]
+LIST_LOGS: Final = WORKFLOWS_SERVICE["ListLogs"]
+
+
+def request_line(route: Route, **path: str) -> tuple[str, str]:
+    """The method and path (below the base URL) of a request to ``route``.
+
+    Raises:
+        ValueError: A path value is empty or would change the path.
+    """
+    return route.method, expand(route, **path)
 
 
 # --------------------------------------------------------------------------- requests
@@ -145,7 +161,7 @@ def run_path(task_run_id: str) -> str:
     """The path of one task run; rejects ids that would change the path."""
     if not isinstance(task_run_id, str) or not task_run_id or "/" in task_run_id:
         raise ValueError(f"not a task run id: {task_run_id!r}")
-    return f"{PATH_TASK_RUNS}/{task_run_id}"
+    return expand(GET_TASK_RUN, task_run_id=task_run_id)
 
 
 def list_params(params: ListTaskRunsParams | None) -> QueryParams:

@@ -130,22 +130,26 @@ class WorkflowsServiceSync:
         """Start a task run; see :meth:`WorkflowsService.run_task`."""
         task, input = P.run_task_arguments(task, input, task_identifier, input_data)
         body = P.run_task_body(task, input)
-        response = self._http.request("POST", P.PATH_TASK_RUNS, operation=P.OP_RUN, content=body)
+        response = self._http.request(*P.request_line(P.RUN_TASK), operation=P.OP_RUN, content=body)
         return TaskRunSync(P.parse_task_run(response.content), self)
 
     def get_task_run(self, task_run_id: str) -> TaskRunDetails:
         """Fetch a task run; see :meth:`WorkflowsService.get_task_run`."""
-        response = self._http.request("GET", P.run_path(task_run_id), operation=P.OP_GET)
+        response = self._http.request(
+            *P.request_line(P.GET_TASK_RUN, task_run_id=task_run_id), operation=P.OP_GET
+        )
         return P.parse_details(response.content)
 
     def cancel_task_run(self, task_run_id: str) -> None:
         """Cancel a task run; see :meth:`WorkflowsService.cancel_task_run`."""
-        self._http.request("DELETE", P.run_path(task_run_id), operation=P.OP_CANCEL)
+        self._http.request(
+            *P.request_line(P.CANCEL_TASK_RUN, task_run_id=task_run_id), operation=P.OP_CANCEL
+        )
 
     def list_task_runs(self, params: P.ListTaskRunsParams | None = None) -> P.TaskRunList:
         """One page of task runs; see :meth:`WorkflowsService.list_task_runs`."""
         response = self._http.request(
-            "GET", P.PATH_TASK_RUNS, operation=P.OP_LIST, params=P.list_params(params)
+            *P.request_line(P.LIST_TASK_RUNS), operation=P.OP_LIST, params=P.list_params(params)
         )
         return P.parse_task_run_list(response.content, limit=params.limit if params else None)
 
@@ -173,12 +177,12 @@ class WorkflowsServiceSync:
 
     def list_tasks(self) -> list[Task]:
         """The registered tasks."""
-        response = self._http.request("GET", P.PATH_TASKS, operation=P.OP_LIST_TASKS)
+        response = self._http.request(*P.request_line(P.LIST_TASKS), operation=P.OP_LIST_TASKS)
         return P.parse_task_list(response.content)
 
     def _logs(self, task_run_id: str) -> ListLogsResponse:
         response = self._http.request(
-            "GET", P.PATH_LOGS, operation=P.OP_LOGS, params=P.logs_params(task_run_id)
+            *P.request_line(P.LIST_LOGS), operation=P.OP_LOGS, params=P.logs_params(task_run_id)
         )
         return P.parse_logs(response.content)
 
@@ -210,8 +214,8 @@ class WorkflowsServiceSync:
         with (
             map_transport_errors(P.OP_EVENTS),
             self._http.client().stream(
-                "GET",
-                config.url(P.PATH_EVENTS),
+                P.TASK_RUN_EVENTS.method,
+                config.url(P.request_line(P.TASK_RUN_EVENTS)[1]),
                 params=state.params(),
                 headers=headers,
                 timeout=timeout,

@@ -64,11 +64,12 @@ import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from .. import _wire
 from .._errors import WireFormatError
+from .._gen.routes import LOCAL_PRESIGNED_OBJECTS_SERVICE, OBJECTS_SERVICE
 from ..models import (
     Error,
     GetObjectOutput,
@@ -78,6 +79,7 @@ from ..models import (
     PutObjectInput,
     PutObjectOutput,
 )
+from ._routes import starlette_routes
 
 __all__ = [
     "DEFAULT_LIST_LIMIT",
@@ -119,7 +121,7 @@ _TMP_DIR: Final = "%tmp"
 _HASHED_PREFIX: Final = "%H"
 _OWNER_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
-_PRESIGNED_PREFIX: Final = "/_local-objects"
+_PRESIGNED_PREFIX: Final = LOCAL_PRESIGNED_OBJECTS_SERVICE["UploadObject"].base_path
 
 
 class _Refused(Exception):
@@ -608,7 +610,7 @@ def object_routes(
     store.remove_stale_temp_files()
 
     def params(request: Request, *, with_key: bool) -> tuple[str, str, str]:
-        owner = request.path_params["ownerId"]
+        owner = request.path_params["owner_id"]
         region = request.path_params["region"]
         _check_owner_region(owner, region)
         key = request.path_params["key"] if with_key else ""
@@ -699,7 +701,7 @@ def object_routes(
             deleted = await anyio.to_thread.run_sync(store.delete, paths)
         if not deleted:
             raise _Refused(404, f"object not found: {key}")
-        return Response(status_code=204)
+        return Response(status_code=OBJECTS_SERVICE["DeleteObject"].success_status)
 
     async def list_objects(request: Request) -> Response:
         owner, region, _ = params(request, with_key=False)
@@ -773,15 +775,16 @@ def object_routes(
             raise _Refused(404, f"object not found: {key}")
         return _FileResponse(found, head=request.method == "HEAD")
 
-    api = "/v1/objects/{ownerId}/{region}"
-    presigned = _PRESIGNED_PREFIX + "/{ownerId}/{region}/{key:path}"
+    handlers = {
+        "ListObjects": list_objects,
+        "PutObject": put_object,
+        "GetObject": get_object,
+        "DeleteObject": delete_object,
+    }
+    presigned = {"UploadObject": upload, "DownloadObject": download}
     return [
-        Route(api, _handler(list_objects), methods=["GET"]),
-        Route(api + "/{key:path}", _handler(put_object), methods=["PUT"], name="put_object"),
-        Route(api + "/{key:path}", _handler(get_object), methods=["GET"], name="get_object"),
-        Route(
-            api + "/{key:path}", _handler(delete_object), methods=["DELETE"], name="delete_object"
+        *starlette_routes(OBJECTS_SERVICE, {k: _handler(v) for k, v in handlers.items()}),
+        *starlette_routes(
+            LOCAL_PRESIGNED_OBJECTS_SERVICE, {k: _handler(v) for k, v in presigned.items()}
         ),
-        Route(presigned, _handler(upload), methods=["PUT"], name="upload_object"),
-        Route(presigned, _handler(download), methods=["GET"], name="download_object"),
     ]

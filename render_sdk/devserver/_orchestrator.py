@@ -24,7 +24,10 @@ from .. import _wire
 from .._console import StatusLine
 from .._constants import MAX_INPUT_BYTES, MAX_RESULT_BYTES, over_limit
 from .._errors import WireFormatError
-from ..models import (
+from .._gen.routes import TASK_SOCKET_SERVICE
+from .._routing import bind, by_request_line
+from ..models import status_text
+from ..models.tasksocket import (
     CallbackRequest,
     GetInputResponse,
     GetSubtaskResultRequest,
@@ -35,7 +38,6 @@ from ..models import (
     TaskComplete,
     TaskError,
     TaskParameter,
-    status_text,
 )
 from ._constants import (
     BODY_TIMEOUT_S,
@@ -71,6 +73,14 @@ if TYPE_CHECKING:
     from ._launcher import LaunchedProcess, Launcher
 
 _SOCKET_OK: Final = b""
+#: The task socket's routes by request line, from the schema's TaskSocketService.
+_SOCKET_ROUTES: Final = by_request_line(TASK_SOCKET_SERVICE)
+
+
+def path_of(rpc: str) -> str:
+    """The task-socket path of a TaskSocketService rpc."""
+    route = TASK_SOCKET_SERVICE[rpc]
+    return route.base_path + route.path
 
 
 class OrchestratorError(Exception):
@@ -537,9 +547,11 @@ class Orchestrator:
         got: asyncio.Future[RegisterTasksRequest] = loop.create_future()
 
         async def handle(method: str, path: str, body: bytes) -> tuple[int, bytes]:
-            if method == "GET" and path == "/input":
+            route = _SOCKET_ROUTES.get((method, path))
+            rpc = route.name if route is not None else None
+            if rpc == "GetInput":
                 return 200, _wire.dumps(GetInputResponse(task_name="", input=b""), _wire.SOCKET)
-            if method == "POST" and path == "/register-tasks":
+            if rpc == "RegisterTasks":
                 if got.done():
                     return 409, error_body("tasks were already registered by this process")
                 try:
@@ -548,7 +560,7 @@ class Orchestrator:
                     return 400, error_body(f"invalid register-tasks body: {exc}")
                 got.set_result(req)
                 return 200, _SOCKET_OK
-            if path in ("/callback", "/run-subtask", "/get-subtask-result"):
+            if route is not None:
                 return 409, error_body(f"{path} is not available in register mode")
             return 404, error_body(f"no route {method} {path}")
 
@@ -905,23 +917,41 @@ class Orchestrator:
     # ------------------------------------------------------------------ task socket
 
     def _run_handler(self, att: _Attempt) -> Handler:
+        async def get_input(body: bytes) -> tuple[int, bytes]:
+            answer = GetInputResponse(task_name=att.run.task_name, input=att.run.input)
+            return 200, _wire.dumps(answer, _wire.SOCKET)
+
+        async def callback(body: bytes) -> tuple[int, bytes]:
+            return self._on_callback(att, body)
+
+        async def run_subtask(body: bytes) -> tuple[int, bytes]:
+            return self._on_run_subtask(att, body)
+
+        async def get_subtask_result(body: bytes) -> tuple[int, bytes]:
+            return await self._on_get_subtask_result(att, body)
+
+        async def register_tasks(body: bytes) -> tuple[int, bytes]:
+            return 409, error_body(f"{path_of('RegisterTasks')} is only available in register mode")
+
+        bound = {
+            (route.method, route.base_path + route.path): handler
+            for route, handler in bind(
+                TASK_SOCKET_SERVICE,
+                {
+                    "GetInput": get_input,
+                    "RegisterTasks": register_tasks,
+                    "Callback": callback,
+                    "RunSubtask": run_subtask,
+                    "GetSubtaskResult": get_subtask_result,
+                },
+            )
+        }
+
         async def handle(method: str, path: str, body: bytes) -> tuple[int, bytes]:
-            if method == "GET" and path == "/input":
-                return 200, _wire.dumps(
-                    GetInputResponse(task_name=att.run.task_name, input=att.run.input),
-                    _wire.SOCKET,
-                )
-            if method != "POST":
+            handler = bound.get((method, path))
+            if handler is None:
                 return 404, error_body(f"no route {method} {path}")
-            if path == "/callback":
-                return self._on_callback(att, body)
-            if path == "/run-subtask":
-                return self._on_run_subtask(att, body)
-            if path == "/get-subtask-result":
-                return await self._on_get_subtask_result(att, body)
-            if path == "/register-tasks":
-                return 409, error_body("/register-tasks is only available in register mode")
-            return 404, error_body(f"no route {method} {path}")
+            return await handler(body)
 
         return handle
 

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from .._wire import EVENTS_REPLAY_HEADER, EVENTS_REPLAY_TERMINAL
-from ..models import TERMINAL_STATUSES, TaskParameter, TaskRunStatus, status_text
+from ..models import TERMINAL_STATUSES, TaskRunStatus, status_text
+from ..models.tasksocket import TaskParameter
 from ._constants import DEFAULT_RETRY_FACTOR
 
 # --------------------------------------------------------------------------- ids

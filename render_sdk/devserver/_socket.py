@@ -251,7 +251,7 @@ def belongs_to(peer: int, owner: int) -> bool:
 def error_body(message: str) -> bytes:
     """An ErrorResponse JSON body."""
     from .. import _wire
-    from ..models import ErrorResponse
+    from ..models.tasksocket import ErrorResponse
 
     return _wire.dumps(ErrorResponse(message=message), _wire.SOCKET)
 

@@ -96,14 +96,23 @@ def preload(app: Any) -> None:
 
 def _warm_codec() -> None:
     """Round-trip each task-socket message once, so that the codec's per-class caches
-    (built lazily on first use) are inherited by every child instead of rebuilt in each."""
-    from render_sdk import _wire
-    from render_sdk._gen.render.tasksocket import v1
+    (built lazily on first use) are inherited by every child instead of rebuilt in each.
 
-    for value in vars(v1).values():
-        if isinstance(value, type) and value.__module__.startswith(v1.__name__):
+    The messages are those the generated wire tables give the socket dialect, looked up
+    in the message pool by full name: no module path is spelled here.
+    """
+    from render_sdk import _wire
+    from render_sdk._gen import wire_tables
+    from render_sdk._gen.message_pool import default_message_pool
+    from render_sdk.models import tasksocket  # noqa: F401  # registers the socket messages
+
+    for full_name, facts in wire_tables.MESSAGES.items():
+        if facts.dialect != _wire.SOCKET.name:
+            continue
+        cls = default_message_pool.url_to_type.get(f"type.googleapis.com/{full_name}")
+        if cls is not None:
             with contextlib.suppress(Exception):
-                _wire.loads(value, _wire.dumps(value(), _wire.SOCKET), _wire.SOCKET)
+                _wire.loads(cls, _wire.dumps(cls(), _wire.SOCKET), _wire.SOCKET)
 
 
 class _Quit(Exception):

@@ -128,6 +128,14 @@ def build_registration(specs: list[TaskSpec]) -> RegisterTasksRequest:
     return RegisterTasksRequest(tasks=tasks)
 
 
+def _line(rpc: str) -> tuple[str, str]:
+    """The method and path of a TaskSocketService rpc (the schema's, never spelled here)."""
+    from .._gen.routes import TASK_SOCKET_SERVICE
+
+    route = TASK_SOCKET_SERVICE[rpc]
+    return route.method, route.base_path + route.path
+
+
 def register(app: Workflows, socket_path: str, *, policy: TransportPolicy | None = None) -> None:
     """Send every task definition of ``app`` in one ``POST /register-tasks``.
 
@@ -137,8 +145,7 @@ def register(app: Workflows, socket_path: str, *, policy: TransportPolicy | None
     client = SyncSocketClient(socket_path, policy=policy)
     try:
         client.call(
-            "POST",
-            "/register-tasks",
+            *_line("RegisterTasks"),
             build_registration(app.specs()),
             None,
             operation="register tasks",
@@ -254,7 +261,7 @@ def run(app: Workflows, socket_path: str, *, policy: TransportPolicy | None = No
     policy = policy or TransportPolicy()
     client = SyncSocketClient(socket_path, policy=policy)
     try:
-        got = client.call("GET", "/input", None, GetInputResponse, operation="get input")
+        got = client.call(*_line("GetInput"), None, GetInputResponse, operation="get input")
         assert got is not None
         try:
             spec, args, kwargs = _resolve(app, got.task_name, got.input)
@@ -273,7 +280,7 @@ def run(app: Workflows, socket_path: str, *, policy: TransportPolicy | None = No
 
 
 def _post_callback(client: SyncSocketClient, body: CallbackRequest) -> None:
-    client.call("POST", "/callback", body, None, operation="post callback")
+    client.call(*_line("Callback"), body, None, operation="post callback")
 
 
 class _SyncTaskSession:
@@ -412,7 +419,7 @@ async def _run_async(
 
 
 async def _acallback(client: AsyncSocketClient, body: CallbackRequest) -> None:
-    await client.call("POST", "/callback", body, None, operation="post callback")
+    await client.call(*_line("Callback"), body, None, operation="post callback")
 
 
 def _resolve(
@@ -494,7 +501,7 @@ class _Session:
             created_at=datetime.datetime.now(datetime.timezone.utc),
         )
         started = await self._client.call(
-            "POST", "/run-subtask", request, RunSubtaskResponse, operation=f"run subtask {name!r}"
+            *_line("RunSubtask"), request, RunSubtaskResponse, operation=f"run subtask {name!r}"
         )
         if started is None or not started.task_run_id:
             raise _errors.ServerError(f"run subtask {name!r}: the server returned no task_run_id")
@@ -519,8 +526,7 @@ class _Session:
                 )
             asked = self._loop.time()
             answer = await self._client.call(
-                "POST",
-                "/get-subtask-result",
+                *_line("GetSubtaskResult"),
                 request,
                 GetSubtaskResultResponse,
                 operation=f"get result of subtask {name!r}",

@@ -286,7 +286,7 @@ def test_stored_statuses_are_the_schema_enum_spelled_as_on_the_wire() -> None:
 
 def test_example_input_samples_each_required_parameter() -> None:
     from render_sdk.devserver._protocol import example_input
-    from render_sdk.models import TaskParameter
+    from render_sdk.models.tasksocket import TaskParameter
 
     def p(name: str, type_: str | None = None, *, default: bool = False) -> TaskParameter:
         return TaskParameter(name=name, type=type_, has_default=default)

@@ -63,7 +63,9 @@ _timestamps = st.datetimes(
 
 
 def _public(cls: type[Any]) -> type[Any]:
-    public: type[Any] = getattr(models, cls.__name__, cls)
+    # The public class apps use: render_sdk.models's own, or the generated class itself
+    # (task-socket envelopes, exported as is from render_sdk.models.tasksocket).
+    public: type[Any] = models.__dict__.get(cls.__name__, cls)
     return public
 
 

@@ -42,7 +42,8 @@ def bp_class(full_name: str) -> type[betterproto2.Message]:
     """The class apps use for a proto message: ``render_sdk.models.<Name>``."""
     package, _, name = full_name.rpartition(".")
     generated = getattr(importlib.import_module(f"render_sdk._gen.{package}"), name)
-    public = getattr(models, name)
+    home = models.tasksocket if package == "render.tasksocket.v1" else models
+    public = getattr(home, name)
     assert issubclass(public, generated), (public, generated)
     cls: type[betterproto2.Message] = public
     return cls

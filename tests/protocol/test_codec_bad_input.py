@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from render_sdk import _wire, models
 from render_sdk._errors import WireFormatError
+from render_sdk.models import tasksocket
 
 REST, SOCKET = _wire.REST, _wire.SOCKET
 
@@ -70,7 +71,7 @@ WRONG_TYPES: list[tuple[str, type[betterproto2.Message], _wire.Dialect, dict[str
     ("string<-int", models.TaskRunDetails, REST, {"id": 5}, "id"),
     ("string<-bool", models.TaskRunDetails, REST, {"taskId": True}, "taskId"),
     ("string<-list", models.TaskRunDetails, REST, {"error": ["x"]}, "error"),
-    ("string<-object", models.TaskError, SOCKET, {"details": {}}, "details"),
+    ("string<-object", tasksocket.TaskError, SOCKET, {"details": {}}, "details"),
     # int32 / optional int32
     ("int32<-str", models.TaskRunDetails, REST, {"retries": "many"}, "retries"),
     ("int32<-fraction", models.TaskRunDetails, REST, {"retries": 1.5}, "retries"),
@@ -78,11 +79,11 @@ WRONG_TYPES: list[tuple[str, type[betterproto2.Message], _wire.Dialect, dict[str
     ("int32<-2^31", models.TaskRunDetails, REST, {"retries": 2**31}, "retries"),
     ("int32<-exp-string", models.TaskRunDetails, REST, {"retries": "1e3"}, "retries"),
     ("opt-int32<-object", models.TaskRun, REST, {"parentTaskAttempt": {}}, "parentTaskAttempt"),
-    ("opt-int32<-huge", models.GetSubtaskResultRequest, SOCKET, {"wait_ms": 10**20}, "wait_ms"),
+    ("opt-int32<-huge", tasksocket.GetSubtaskResultRequest, SOCKET, {"wait_ms": 10**20}, "wait_ms"),
     # int64
     (
         "int64<-bad-string",
-        models.RetryConfig,
+        tasksocket.RetryConfig,
         SOCKET,
         {"wait_duration_ms": "12a"},
         "wait_duration_ms",
@@ -92,16 +93,22 @@ WRONG_TYPES: list[tuple[str, type[betterproto2.Message], _wire.Dialect, dict[str
     # bool
     (
         "bool<-string",
-        models.GetSubtaskResultResponse,
+        tasksocket.GetSubtaskResultResponse,
         SOCKET,
         {"still_running": "true"},
         "still_running",
     ),
-    ("bool<-int", models.GetSubtaskResultResponse, SOCKET, {"still_running": 1}, "still_running"),
+    (
+        "bool<-int",
+        tasksocket.GetSubtaskResultResponse,
+        SOCKET,
+        {"still_running": 1},
+        "still_running",
+    ),
     ("bool<-int-rest", models.ListObjectsResponse, REST, {"hasNext": 0}, "hasNext"),
     # double
-    ("double<-string", models.RetryConfig, SOCKET, {"factor": "2.0"}, "factor"),
-    ("double<-bool", models.RetryConfig, SOCKET, {"factor": False}, "factor"),
+    ("double<-string", tasksocket.RetryConfig, SOCKET, {"factor": "2.0"}, "factor"),
+    ("double<-bool", tasksocket.RetryConfig, SOCKET, {"factor": False}, "factor"),
     # enum
     ("enum<-float", models.TaskRun, REST, {"status": 3.5}, "status"),
     ("enum<-bool", models.TaskRun, REST, {"status": True}, "status"),
@@ -122,7 +129,7 @@ WRONG_TYPES: list[tuple[str, type[betterproto2.Message], _wire.Dialect, dict[str
         "timestamp",
     ),
     ("ts<-after-9999", models.Log, REST, {"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp"),
-    ("ts<-socket", models.RunSubtaskRequest, SOCKET, {"created_at": "now"}, "created_at"),
+    ("ts<-socket", tasksocket.RunSubtaskRequest, SOCKET, {"created_at": "now"}, "created_at"),
     # messages and lists
     ("message<-list", models.TaskRunWithCursor, REST, {"taskRun": []}, "taskRun"),
     ("message<-string", models.TaskRunEvent, REST, {"data": "{}"}, "data"),
@@ -139,36 +146,36 @@ WRONG_TYPES: list[tuple[str, type[betterproto2.Message], _wire.Dialect, dict[str
     ),
     (
         "deep-socket-field",
-        models.RegisterTasksRequest,
+        tasksocket.RegisterTasksRequest,
         SOCKET,
         {"tasks": [{"name": "a"}, {"name": "b", "options": {"retry": {"factor": "x"}}}]},
         "tasks[1].options.retry.factor",
     ),
     ("event-data-field", models.TaskRunEvent, REST, {"data": {"retries": "x"}}, "data.retries"),
     # base64 bytes (socket)
-    ("b64<-number", models.GetInputResponse, SOCKET, {"input": 5}, "input"),
-    ("b64<-symbols", models.GetInputResponse, SOCKET, {"input": "!!!!"}, "input"),
-    ("b64<-bad-padding", models.GetInputResponse, SOCKET, {"input": "WzI1XQ=x"}, "input"),
-    ("b64<-inner-space", models.GetInputResponse, SOCKET, {"input": "WzI1 XQ=="}, "input"),
-    ("b64<-one-char", models.RunSubtaskRequest, SOCKET, {"input": "a"}, "input"),
-    ("b64<-non-ascii", models.RunSubtaskRequest, SOCKET, {"input": "é"}, "input"),
+    ("b64<-number", tasksocket.GetInputResponse, SOCKET, {"input": 5}, "input"),
+    ("b64<-symbols", tasksocket.GetInputResponse, SOCKET, {"input": "!!!!"}, "input"),
+    ("b64<-bad-padding", tasksocket.GetInputResponse, SOCKET, {"input": "WzI1XQ=x"}, "input"),
+    ("b64<-inner-space", tasksocket.GetInputResponse, SOCKET, {"input": "WzI1 XQ=="}, "input"),
+    ("b64<-one-char", tasksocket.RunSubtaskRequest, SOCKET, {"input": "a"}, "input"),
+    ("b64<-non-ascii", tasksocket.RunSubtaskRequest, SOCKET, {"input": "é"}, "input"),
     (
         "b64-nested",
-        models.CallbackRequest,
+        tasksocket.CallbackRequest,
         SOCKET,
         {"complete": {"output": "%%"}},
         "complete.output",
     ),
     (
         "b64-list",
-        models.GetSubtaskResultResponse,
+        tasksocket.GetSubtaskResultResponse,
         SOCKET,
         {"complete": {"output": []}},
         "complete.output",
     ),
     # strings no wire can carry
     ("lone-surrogate", models.TaskRun, REST, {"id": "\ud800"}, "id"),
-    ("lone-surrogate-nested", models.TaskError, SOCKET, {"details": "a\udfffb"}, "details"),
+    ("lone-surrogate-nested", tasksocket.TaskError, SOCKET, {"details": "a\udfffb"}, "details"),
 ]
 
 
@@ -195,7 +202,7 @@ def test_wrong_types_name_the_field(
     ],
 )
 def test_overflowing_doubles_are_rejected(raw: bytes, field: str) -> None:
-    assert _raises(lambda: _wire.loads(models.RetryConfig, raw, SOCKET)).field == field
+    assert _raises(lambda: _wire.loads(tasksocket.RetryConfig, raw, SOCKET)).field == field
 
 
 @pytest.mark.parametrize(
@@ -207,7 +214,7 @@ def test_overflowing_numbers_inside_task_input_are_rejected(raw: bytes) -> None:
 
 def test_oneof_with_both_members_names_the_oneof() -> None:
     data = {"complete": {"output": "WzI1XQ=="}, "error": {"details": "boom"}}
-    exc = _raises(lambda: _wire.from_dict(models.CallbackRequest, data, SOCKET))
+    exc = _raises(lambda: _wire.from_dict(tasksocket.CallbackRequest, data, SOCKET))
     assert exc.field == "result"
     assert "complete" in str(exc)
     assert "error" in str(exc)
@@ -218,16 +225,17 @@ def test_oneof_with_both_members_names_the_oneof() -> None:
 
 def test_nan_and_infinity_in_double_fields_are_not_encoded() -> None:
     for value in (math.nan, math.inf, -math.inf):
-        exc = _raises(lambda v=value: _wire.dumps(models.RetryConfig(factor=v), SOCKET))
+        exc = _raises(lambda v=value: _wire.dumps(tasksocket.RetryConfig(factor=v), SOCKET))
         assert exc.field == "factor"
 
 
 def test_encoding_error_path_has_list_indexes_like_decoding() -> None:
-    request = models.RegisterTasksRequest(
+    request = tasksocket.RegisterTasksRequest(
         tasks=[
-            models.TaskDefinition(name="ok"),
-            models.TaskDefinition(
-                name="bad", options=models.TaskOptions(retry=models.RetryConfig(factor=math.inf))
+            tasksocket.TaskDefinition(name="ok"),
+            tasksocket.TaskDefinition(
+                name="bad",
+                options=tasksocket.TaskOptions(retry=tasksocket.RetryConfig(factor=math.inf)),
             ),
         ]
     )
@@ -243,12 +251,12 @@ def test_encoding_error_path_has_list_indexes_like_decoding() -> None:
         (models.TaskRun(retries=1.5), "retries"),  # type: ignore[arg-type]
         (models.TaskRun(started_at="2026-01-01"), "startedAt"),  # type: ignore[arg-type]
         (models.TaskRun(id="\ud800"), "id"),
-        (models.TaskError(details="x", stack_trace="\udc00"), "stack_trace"),
+        (tasksocket.TaskError(details="x", stack_trace="\udc00"), "stack_trace"),
     ],
     ids=["str<-int", "int<-str", "int<-float", "ts<-str", "surrogate", "surrogate-optional"],
 )
 def test_encoding_values_the_schema_cannot_carry(msg: betterproto2.Message, field: str) -> None:
-    dialect = SOCKET if isinstance(msg, models.TaskError) else REST
+    dialect = SOCKET if isinstance(msg, tasksocket.TaskError) else REST
     assert _raises(lambda: _wire.dumps(msg, dialect)).field == field
     assert _raises(lambda: _wire.to_dict(msg, dialect)).field == field
 
@@ -309,8 +317,8 @@ def test_arbitrary_bodies_decode_or_raise_wire_format_error(raw: bytes) -> None:
     """Whatever arrives, decoding either works (and re-encodes) or raises WireFormatError."""
     for cls, dialect in (
         (models.TaskRunDetails, REST),
-        (models.CallbackRequest, SOCKET),
-        (models.GetSubtaskResultResponse, SOCKET),
+        (tasksocket.CallbackRequest, SOCKET),
+        (tasksocket.GetSubtaskResultResponse, SOCKET),
     ):
         try:
             msg = _wire.loads(cls, raw, dialect)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from render_sdk import _wire, models
+from render_sdk.models import tasksocket
 
 from ._strategies import json_values, messages, task_inputs
 from ._support import bp_class, pb2_classes
@@ -84,18 +85,18 @@ def test_socket_envelopes_round_trip_payloads(task_input: Any, result: Any) -> N
     payload = as_input(task_input)
     output = _wire.encode_json_value(result)
     for msg in (
-        models.GetInputResponse(task_name="t", input=payload),
-        models.RunSubtaskRequest(task_name="t", input=payload, idempotency_key="k"),
-        models.CallbackRequest(complete=models.TaskComplete(output=output)),
-        models.GetSubtaskResultResponse(complete=models.TaskComplete(output=output)),
+        tasksocket.GetInputResponse(task_name="t", input=payload),
+        tasksocket.RunSubtaskRequest(task_name="t", input=payload, idempotency_key="k"),
+        tasksocket.CallbackRequest(complete=tasksocket.TaskComplete(output=output)),
+        tasksocket.GetSubtaskResultResponse(complete=tasksocket.TaskComplete(output=output)),
     ):
         raw = _wire.dumps(msg, _wire.SOCKET)
         back = _wire.loads(type(msg), raw, _wire.SOCKET)
         assert back == msg
         assert _wire.dumps(back, _wire.SOCKET) == raw
     back_input = _wire.loads(
-        models.GetInputResponse,
-        _wire.dumps(models.GetInputResponse(input=payload), _wire.SOCKET),
+        tasksocket.GetInputResponse,
+        _wire.dumps(tasksocket.GetInputResponse(input=payload), _wire.SOCKET),
         _wire.SOCKET,
     )
     assert exact(_wire.decode_json_value(back_input.input)) == exact(task_input)

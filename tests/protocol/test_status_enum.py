@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -88,3 +90,25 @@ def test_betterproto2_protojson_still_round_trips_statuses() -> None:
     # Unset is falsy and omitted, as with the protobuf number.
     assert not TaskRunStatus.UNSPECIFIED
     assert TaskRunDetails(id="trn-1").to_dict() == {"id": "trn-1"}
+
+
+def test_generated_messages_hold_the_wire_enum_without_runtime_rebinding() -> None:
+    # Codegen makes betterproto2's message modules import the wire-string enum, so the
+    # generated classes alone (render_sdk.models never imported) already use it.
+    code = (
+        "import sys\n"
+        "from render_sdk._gen.enums import TaskRunStatus\n"
+        "from render_sdk._gen.render.workflows.v1 import TaskRunDetails\n"
+        "assert 'render_sdk.models' not in sys.modules\n"
+        "run = TaskRunDetails(id='trn-1')\n"
+        "assert run.status is TaskRunStatus.UNSPECIFIED, run.status\n"
+        "assert TaskRunDetails._betterproto.cls_by_field['status'] is TaskRunStatus\n"
+        "parsed = TaskRunDetails.parse(bytes([0x18, 3]))\n"
+        "assert parsed.status is TaskRunStatus.COMPLETED, parsed.status\n"
+        "print(TaskRunStatus.__module__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "render_sdk.models"

@@ -23,7 +23,6 @@ __all__ = (
     "TaskRunEvent",
     "TaskRunEventsRequest",
     "TaskRunPath",
-    "TaskRunStatus",
     "TaskRunWithCursor",
     "TaskWithCursor",
 )
@@ -37,54 +36,6 @@ from ....message_pool import default_message_pool
 
 _COMPILER_VERSION = "0.10.1"
 betterproto2.check_compiler_version(_COMPILER_VERSION)
-
-
-class TaskRunStatus(betterproto2.Enum):
-    """
-    The status of a task run or of one of its attempts.
-    """
-
-    UNSPECIFIED = 0
-
-    PENDING = 1
-
-    RUNNING = 2
-
-    COMPLETED = 3
-
-    SUCCEEDED = 4
-
-    FAILED = 5
-
-    CANCELED = 6
-
-    PAUSED = 7
-
-    @classmethod
-    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
-        return {
-            0: "TASK_RUN_STATUS_UNSPECIFIED",
-            1: "TASK_RUN_STATUS_PENDING",
-            2: "TASK_RUN_STATUS_RUNNING",
-            3: "TASK_RUN_STATUS_COMPLETED",
-            4: "TASK_RUN_STATUS_SUCCEEDED",
-            5: "TASK_RUN_STATUS_FAILED",
-            6: "TASK_RUN_STATUS_CANCELED",
-            7: "TASK_RUN_STATUS_PAUSED",
-        }
-
-    @classmethod
-    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
-        return {
-            "TASK_RUN_STATUS_UNSPECIFIED": 0,
-            "TASK_RUN_STATUS_PENDING": 1,
-            "TASK_RUN_STATUS_RUNNING": 2,
-            "TASK_RUN_STATUS_COMPLETED": 3,
-            "TASK_RUN_STATUS_SUCCEEDED": 4,
-            "TASK_RUN_STATUS_FAILED": 5,
-            "TASK_RUN_STATUS_CANCELED": 6,
-            "TASK_RUN_STATUS_PAUSED": 7,
-        }
 
 
 @dataclass(eq=False, repr=False)
@@ -340,8 +291,8 @@ class TaskAttempt(betterproto2.Message):
     0-indexed attempt number.
     """
 
-    status: "TaskRunStatus" = betterproto2.field(
-        2, betterproto2.TYPE_ENUM, default_factory=lambda: TaskRunStatus(0)
+    status: "wire_enums.TaskRunStatus" = betterproto2.field(
+        2, betterproto2.TYPE_ENUM, default_factory=lambda: wire_enums.TaskRunStatus(0)
     )
 
     started_at: "datetime.datetime | None" = betterproto2.field(
@@ -376,8 +327,8 @@ class TaskAttemptDetails(betterproto2.Message):
 
     attempt: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
 
-    status: "TaskRunStatus" = betterproto2.field(
-        2, betterproto2.TYPE_ENUM, default_factory=lambda: TaskRunStatus(0)
+    status: "wire_enums.TaskRunStatus" = betterproto2.field(
+        2, betterproto2.TYPE_ENUM, default_factory=lambda: wire_enums.TaskRunStatus(0)
     )
 
     started_at: "datetime.datetime | None" = betterproto2.field(
@@ -422,8 +373,8 @@ class TaskRun(betterproto2.Message):
 
     task_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
-    status: "TaskRunStatus" = betterproto2.field(
-        3, betterproto2.TYPE_ENUM, default_factory=lambda: TaskRunStatus(0)
+    status: "wire_enums.TaskRunStatus" = betterproto2.field(
+        3, betterproto2.TYPE_ENUM, default_factory=lambda: wire_enums.TaskRunStatus(0)
     )
 
     started_at: "datetime.datetime | None" = betterproto2.field(
@@ -471,8 +422,8 @@ class TaskRunDetails(betterproto2.Message):
 
     task_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
-    status: "TaskRunStatus" = betterproto2.field(
-        3, betterproto2.TYPE_ENUM, default_factory=lambda: TaskRunStatus(0)
+    status: "wire_enums.TaskRunStatus" = betterproto2.field(
+        3, betterproto2.TYPE_ENUM, default_factory=lambda: wire_enums.TaskRunStatus(0)
     )
 
     started_at: "datetime.datetime | None" = betterproto2.field(
@@ -590,3 +541,4 @@ default_message_pool.register_message("render.workflows.v1", "TaskWithCursor", T
 
 
 from ....google import protobuf as ___google__protobuf__
+from . import wire_enums

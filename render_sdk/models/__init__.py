@@ -15,15 +15,15 @@ The same schemas serve other languages: see the ``proto/`` buf module.
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+import warnings
+from typing import Any, Final
 
 import betterproto2 as _betterproto2
 
-from . import _wire
-from ._errors import WireFormatError
-from ._gen.enums import TaskRunStatus, WireEnum
-from ._gen.render.objects.v1 import (
+from .. import _wire
+from .._errors import WireFormatError
+from .._gen.enums import TaskRunStatus
+from .._gen.render.objects.v1 import (
     GetObjectOutput,
     ListObjectsRequest,
     ListObjectsResponse,
@@ -35,24 +35,8 @@ from ._gen.render.objects.v1 import (
     PutObjectOutput,
     PutObjectRequest,
 )
-from ._gen.render.tasksocket.v1 import (
-    CallbackRequest,
-    ErrorResponse,
-    GetInputResponse,
-    GetSubtaskResultRequest,
-    GetSubtaskResultResponse,
-    RegisterTasksRequest,
-    RetryConfig,
-    RunSubtaskRequest,
-    RunSubtaskResponse,
-    TaskComplete,
-    TaskDefinition,
-    TaskError,
-    TaskOptions,
-    TaskParameter,
-)
-from ._gen.render.workflows import v1 as _wf
-from ._gen.render.workflows.v1 import (
+from .._gen.render.workflows import v1 as _wf
+from .._gen.render.workflows.v1 import (
     Error,
     GetTaskRequest,
     ListLogsRequest,
@@ -73,13 +57,8 @@ from ._gen.render.workflows.v1 import (
 
 __all__ = [
     "TERMINAL_STATUSES",
-    "CallbackRequest",
     "Error",
-    "ErrorResponse",
-    "GetInputResponse",
     "GetObjectOutput",
-    "GetSubtaskResultRequest",
-    "GetSubtaskResultResponse",
     "GetTaskRequest",
     "ListLogsRequest",
     "ListLogsResponse",
@@ -98,19 +77,10 @@ __all__ = [
     "PutObjectInput",
     "PutObjectOutput",
     "PutObjectRequest",
-    "RegisterTasksRequest",
-    "RetryConfig",
-    "RunSubtaskRequest",
-    "RunSubtaskResponse",
     "RunTaskRequest",
     "Task",
     "TaskAttempt",
     "TaskAttemptDetails",
-    "TaskComplete",
-    "TaskDefinition",
-    "TaskError",
-    "TaskOptions",
-    "TaskParameter",
     "TaskRun",
     "TaskRunDetails",
     "TaskRunEvent",
@@ -120,7 +90,26 @@ __all__ = [
     "TaskRunWithCursor",
     "TaskWithCursor",
     "status_text",
+    "tasksocket",
 ]
+
+from . import tasksocket  # the submodule is part of the public face
+
+#: The task-socket envelopes that render_sdk.models exported before they moved to
+#: render_sdk.models.tasksocket; still importable from here, with a DeprecationWarning.
+_MOVED_TO_TASKSOCKET: Final = frozenset(tasksocket.__all__)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_TASKSOCKET:
+        warnings.warn(
+            f"render_sdk.models.{name} moved to render_sdk.models.tasksocket.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(tasksocket, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Statuses after which a run never changes again.
 TERMINAL_STATUSES: frozenset[TaskRunStatus] = frozenset(
@@ -140,25 +129,24 @@ def status_text(status: TaskRunStatus, unknown_status: str = "") -> str:
     return str(status)
 
 
-_JSON_SUFFIX = "_json"
-
-
 def _repr_decoded(msg: _betterproto2.Message) -> str:
-    """betterproto2's repr (fields that differ from their default), with each ``x_json``
-    field shown as ``x=`` its decoded JSON value (``results=[25]``, not ``b'[25]'``)."""
+    """betterproto2's repr (fields that differ from their default), with each inline-JSON
+    field shown under its wire key as its decoded JSON value (``results=[25]``, not
+    ``results_json=b'[25]'``)."""
     parts = []
     meta: Any = msg._betterproto  # type: ignore[arg-type]  # classproperty typing
+    inline = _wire.inline_json_fields(type(msg))
     for name in meta.sorted_field_names:
         value = getattr(msg, name)
         if value == meta.default_gen[name]():
             continue
-        if name.endswith(_JSON_SUFFIX) and isinstance(value, bytes):
+        if name in inline and isinstance(value, bytes):
             try:
                 decoded = _wire.decode_json_value(value, what=name)
             except WireFormatError:  # not JSON: show the bytes as they are
                 pass
             else:
-                parts.append(f"{name[: -len(_JSON_SUFFIX)]}={decoded!r}")
+                parts.append(f"{inline[name]}={decoded!r}")
                 continue
         parts.append(f"{name}={value!r}")
     return f"{type(msg).__name__}({', '.join(parts)})"
@@ -167,7 +155,6 @@ def _repr_decoded(msg: _betterproto2.Message) -> str:
 class TaskAttempt(_wf.TaskAttempt):
     """One attempt of a task run (see the generated base for fields)."""
 
-    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
     _betterproto_meta = _wf.TaskAttempt._betterproto  # type: ignore[arg-type]
 
     @classmethod
@@ -178,7 +165,6 @@ class TaskAttempt(_wf.TaskAttempt):
 class TaskRun(_wf.TaskRun):
     """A task run as lists carry it (see the generated base for fields)."""
 
-    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
     _betterproto_meta = _wf.TaskRun._betterproto  # type: ignore[arg-type]
 
     @classmethod
@@ -188,8 +174,6 @@ class TaskRun(_wf.TaskRun):
 
 class TaskAttemptDetails(_wf.TaskAttemptDetails):
     """One attempt of a task run with its outcome (see the generated base for fields)."""
-
-    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
 
     # betterproto2 keys its field metadata and type hints by class and module; share
     # the generated class's so that the subclass encodes and parses identically.
@@ -211,8 +195,6 @@ class TaskAttemptDetails(_wf.TaskAttemptDetails):
 
 class TaskRunDetails(_wf.TaskRunDetails):
     """A task run with its input, results and error (see the generated base for fields)."""
-
-    status: TaskRunStatus  # type: ignore[assignment]  # the wire-string enum (see below)
 
     _betterproto_meta = _wf.TaskRunDetails._betterproto  # type: ignore[arg-type]
     __repr__ = _repr_decoded
@@ -278,8 +260,8 @@ def _parse_into_public_models() -> None:
     # betterproto2 builds nested messages from each class's field metadata (shared with
     # the public subclasses above); point it at the public classes so that binary parsing
     # yields the same types, with their accessors, as JSON decoding does.
-    from ._gen.render.objects import v1 as objects_v1
-    from ._gen.render.tasksocket import v1 as tasksocket_v1
+    from .._gen.render.objects import v1 as objects_v1
+    from .._gen.render.tasksocket import v1 as tasksocket_v1
 
     public = {
         cls.__mro__[1]: cls
@@ -297,38 +279,3 @@ def _parse_into_public_models() -> None:
 
 
 _parse_into_public_models()
-
-
-def _use_wire_enums() -> None:
-    # The generated dataclasses type enum fields with betterproto2's IntEnum, whose str()
-    # is "COMPLETED" and which never equals "completed". Point their metadata (the class
-    # binary parsing builds, and the default) at the generated wire-string enum of the
-    # same name instead; _wire.to_binary hands betterproto2 the numbers.
-    from ._gen import enums
-    from ._gen.render.objects import v1 as objects_v1
-    from ._gen.render.tasksocket import v1 as tasksocket_v1
-
-    for module in (_wf, objects_v1, tasksocket_v1):
-        for name in module.__all__:
-            generated = getattr(module, name)
-            if isinstance(generated, type) and issubclass(generated, _betterproto2.Message):
-                meta: Any = generated._betterproto  # type: ignore[arg-type]  # classproperty typing
-                for attr, field in meta.meta_by_field_name.items():
-                    if field.proto_type != _betterproto2.TYPE_ENUM:
-                        continue
-                    public: type[WireEnum] | None = getattr(
-                        enums, meta.cls_by_field[attr].__name__, None
-                    )
-                    if public is None:
-                        continue
-                    meta.cls_by_field[attr] = public
-                    if not field.repeated:
-                        meta.default_gen[attr] = functools.partial(public, 0)  # type: ignore[arg-type]  # by number (_missing_)
-        for name in module.__all__:
-            # The dataclass defaults (``lambda: TaskRunStatus(0)``) look the name up in
-            # the generated module at call time.
-            if isinstance(getattr(enums, name, None), type):
-                setattr(module, name, getattr(enums, name))
-
-
-_use_wire_enums()
