@@ -45,7 +45,8 @@ def test_quick_run_fills_every_column_for_ours_and_huey() -> None:
         assert "not measured" in targets
         assert any("reuse_workers" in note for note in notes)
 
-    # benchmarks/run.py's rows: every workload of ours, each against the best peer.
+    # benchmarks/run.py's rows: every workload of each mode of ours, against the best peer.
+    modes = [m for m in (B.OURS, B.OURS_REUSE) if m in names]
     summary = B.rows(systems, TINY)
-    assert [row.note for row in summary] == [B.OURS] * len(B.WORKLOADS)
+    assert [row.note for row in summary] == [m for _ in B.WORKLOADS for m in modes]
     assert all(row.baseline is not None and row.ratio is not None for row in summary)
