@@ -403,6 +403,8 @@ class Orchestrator:
         #: The last good registration's tasks in the app's order, with their parameters.
         self.task_parameters: dict[str, list[TaskParameter]] = {}
         self._active: dict[str, _Attempt] = {}
+        #: One future per reusable worker being handed back (done once it is idle or gone).
+        self._handing_back: set[asyncio.Future[None]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -722,6 +724,13 @@ class Orchestrator:
             try:
                 att.server = self._socket_server(self._run_handler(att))
                 await att.server.start()
+                if self._handing_back:
+                    # A worker on its way back is reused rather than another one forked.
+                    await asyncio.wait(
+                        set(self._handing_back),
+                        timeout=REUSE_END_WAIT_S,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                 att.process = await self.launcher.start(
                     mode="run",
                     socket_path=str(att.server.path),
@@ -749,13 +758,20 @@ class Orchestrator:
                 keep = att.process is not None and att.process.reusable and self._ended_cleanly(att)
                 if att.process is not None and not keep:
                     att.process.kill()
-            if keep:
-                # The worker reports the end of its attempt just after the callback: give it
-                # back first, so that a client's next run finds it idle (reused, not forked).
-                await self._hand_back(att, exited)
-            # Record the outcome before reaping, so that clients hear of it at once.
+            # Record the outcome before reaping or handing a worker back, so that clients
+            # hear of it at once and a cancel or a shutdown meanwhile finds the run over.
             if outcome is not None and self.store.runs[run.id].status == RunStatus.RUNNING:
                 self._finish(run, outcome)
+            if keep:
+                # The worker reports the end of its attempt just after the callback; the
+                # next attempts wait (briefly) for it, so a client's next run finds it idle.
+                returned: asyncio.Future[None] = loop.create_future()
+                self._handing_back.add(returned)
+                try:
+                    await self._hand_back(att, exited)
+                finally:
+                    self._handing_back.discard(returned)
+                    returned.set_result(None)
         finally:
             # Also on shutdown (CancelledError): the run stays as it is and is recovered
             # at the next start; the process and its socket go now.

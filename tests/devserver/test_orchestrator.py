@@ -261,3 +261,49 @@ async def test_registration_timeout(tmp_path: Path) -> None:
     await launcher.aclose()
     store.close()
     shutil.rmtree(sockets)
+
+
+def _reusable_workers(launcher: FakeLauncher) -> list[FakeProcess]:
+    """Every process the launcher starts from now on is a reusable worker that reports
+    the end of its attempt late (never: the orchestrator waits ``REUSE_END_WAIT_S``)."""
+    started: list[FakeProcess] = []
+    start = launcher.start
+
+    async def reusable_start(**kw: Any) -> FakeProcess:
+        proc = await start(**kw)
+        proc.reusable = True
+        started.append(proc)
+        return proc
+
+    launcher.start = reusable_start  # type: ignore[method-assign]
+    return started
+
+
+async def test_a_kept_workers_result_is_recorded_before_it_is_handed_back(env: Any) -> None:
+    _, c, launcher = env
+    started = _reusable_workers(launcher)
+    r = await c.post("/v1/task-runs", json={"task": "ok", "input": [1, 2]})
+    run_id = r.json()["id"]
+    done = await wait_done(c, run_id, timeout=5)
+    # Completed while the worker has not reported the end of its attempt yet: the
+    # acknowledged result is recorded at once, not after the hand-back.
+    assert done["status"] == "completed"
+    assert done["results"] == [1, 2]
+    assert not started[0].exit.done()
+
+
+async def test_a_cancel_while_a_kept_worker_is_handed_back_keeps_the_result(env: Any) -> None:
+    orch, c, launcher = env
+    _reusable_workers(launcher)
+    r = await c.post("/v1/task-runs", json={"task": "ok", "input": [1, 2]})
+    run_id = r.json()["id"]
+    # The callback is in (the attempt left _active) and the worker is being handed back.
+    for _ in range(2500):
+        if run_id not in orch._active and orch.store.runs[run_id].status != RunStatus.PENDING:
+            break
+        await asyncio.sleep(0.002)
+    await c.delete(f"/v1/task-runs/{run_id}")
+    done = await wait_done(c, run_id, timeout=5)
+    assert done["status"] == "completed"
+    assert done["results"] == [1, 2]
+    assert orch.store.runs[run_id].status == RunStatus.COMPLETED
