@@ -54,6 +54,10 @@ READ_CHUNK = 64 * 1024
 #: After a process exits, how long ``wait()`` waits for its pipes to reach EOF. Grandchildren
 #: that outlive it may hold them open; their later output is still delivered.
 OUTPUT_DRAIN_SECONDS = 0.5
+#: When a start is released, how long its pipes may still drain before they are closed: a
+#: leftover that escaped the kill (a session of its own) must not hold them, nor write
+#: into the finished run's logs, for the server's lifetime.
+RELEASE_DRAIN_SECONDS = 0.1
 #: How long the zygote may take to import the app before the launcher gives up on it.
 ZYGOTE_READY_TIMEOUT = 60.0
 #: Zygotes that may die unexpectedly before the launcher stops restarting them.
@@ -306,6 +310,12 @@ async def _drain(pumps: Sequence[_Pump], timeout: float) -> None:
         await asyncio.wait(pending, timeout=timeout)
 
 
+async def _close_after_drain(pumps: Sequence[_Pump]) -> None:
+    await _drain(pumps, RELEASE_DRAIN_SECONDS)
+    for pump in pumps:
+        pump.close()
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -347,6 +357,7 @@ class _SpawnedProcess:
 
     async def release(self) -> None:
         self.kill()
+        await _close_after_drain(self._pumps)
 
     def close_pipes(self) -> None:
         for pump in self._pumps:
@@ -480,9 +491,10 @@ class _ForkedProcess:
         zygote = self._zygote
         if zygote is None or self._killed or not self.worker_waiting or not zygote.alive:
             self.kill()
-            return
-        self._released = True
-        await zygote.release(self.pid)
+        else:
+            self._released = True
+            await zygote.release(self.pid)
+        await _close_after_drain(self._pumps)
 
     def close_pipes(self) -> None:
         for pump in self._pumps:

@@ -44,6 +44,7 @@ import selectors
 import signal
 import socket
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -186,6 +187,41 @@ def _detach_output() -> None:
     os.close(null)
 
 
+def _leftovers() -> bool:
+    """Whether the start left a thread or a process behind (the worker is not reused then).
+
+    A reused worker keeps its pid and session, which the task socket admits: a leftover
+    could act on the next start's socket.
+    """
+    if threading.active_count() > 1:
+        return True
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            return True  # a child still runs
+    # Descendants no longer our children (orphaned grandchildren) stay in the session.
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False  # no /proc (macOS): threads and children are what can be seen
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                # "pid (comm) state ppid pgrp session ...": comm may hold parentheses.
+                fields = fh.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == me:
+            return True
+    return False
+
+
 def _serve_worker(app: Any, spec: str, channel: socket.socket, first: dict[str, Any]) -> int:
     """Body of a reusable worker: run ``first``, then each start the zygote sends, in turn.
 
@@ -204,6 +240,10 @@ def _serve_worker(app: Any, spec: str, channel: socket.socket, first: dict[str, 
         except _Quit as quit_:
             return quit_.code
         _detach_output()
+        if _leftovers():
+            # Exiting ends its threads, and the launcher then kills the process group:
+            # nothing of this start can reach the next one (or hold this start's pipes).
+            return code
         try:
             channel.sendall(json.dumps({"done": code}).encode() + b"\n")
         except OSError:

@@ -9,6 +9,7 @@ clients).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import textwrap
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 REUSE_APP = """
-import asyncio, os, signal, time
+import asyncio, os, signal, subprocess, threading, time
 from render_sdk import Retry, Workflows
 
 app = Workflows()
@@ -77,6 +78,23 @@ def dies_once(marker: str, how: str) -> list:
 @app.task(timeout_seconds=1)
 def hangs() -> None:
     time.sleep(60)
+
+@app.task
+def leaves_a_subprocess() -> list:
+    # Not waited for: it outlives the attempt, holding the attempt's stdout and stderr.
+    sleeper = subprocess.Popen(["sleep", "60"])
+    return [os.getpid(), sleeper.pid]
+
+@app.task
+def leaves_a_daemon() -> list:
+    # In a session of its own: the process group kill misses it.
+    daemon = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    return [os.getpid(), daemon.pid]
+
+@app.task
+def leaves_a_thread() -> list:
+    threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
+    return [os.getpid()]
 
 @app.task
 def hangs_until_canceled(marker: str) -> None:
@@ -252,3 +270,70 @@ def test_cli_refuses_reuse_without_warm_workers(app_dir: Path) -> None:
     proc = _dev(["--reuse-workers", "--max-attempts-per-worker", "0", "tasks:app"], app_dir)
     assert proc.returncode == 2
     assert "--max-attempts-per-worker must be at least 1, got 0" in proc.stderr
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_a_worker_that_leaves_a_subprocess_is_replaced_and_the_subprocess_killed(
+    make_server: MakeServer, reuse_dir: Path
+) -> None:
+    server = make_server(app="reuse_app:app", reuse_workers=True)
+    assert server.pid is not None
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        warm, _ = _served(c)
+        baseline = _open_fds(server.pid)
+        sleepers = []
+        for _ in range(3):
+            worker, sleeper = _run(c, "leaves_a_subprocess")["results"]
+            sleepers.append(sleeper)
+            # The next attempt never shares a process (or a session) with the leftover.
+            after, count = _served(c)
+            assert after != worker
+            assert count == 1
+        assert worker != warm
+        for sleeper in sleepers:
+            _assert_gone(sleeper)
+        # The attempts' output pipes are closed: no descriptor outlives its attempt.
+        deadline = time.monotonic() + 30
+        while _open_fds(server.pid) > baseline:
+            assert time.monotonic() < deadline, (_open_fds(server.pid), baseline)
+            time.sleep(0.1)
+
+
+def test_a_worker_that_leaves_a_thread_is_replaced(
+    make_server: MakeServer, reuse_dir: Path
+) -> None:
+    server = make_server(app="reuse_app:app", reuse_workers=True)
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        _served(c)
+        (worker,) = _run(c, "leaves_a_thread")["results"]
+        after, count = _served(c)
+        assert after != worker
+        assert count == 1
+        _assert_gone(worker)
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_a_leftover_that_escaped_the_kill_does_not_hold_the_servers_pipes(
+    make_server: MakeServer, reuse_dir: Path, reuse: bool
+) -> None:
+    server = make_server(app="reuse_app:app", reuse_workers=reuse)
+    assert server.pid is not None
+    daemons: list[int] = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            _served(c)
+            baseline = _open_fds(server.pid)
+            for _ in range(3):
+                daemons.append(_run(c, "leaves_a_daemon")["results"][1])
+            _served(c)
+            deadline = time.monotonic() + 30
+            while _open_fds(server.pid) > baseline:
+                assert time.monotonic() < deadline, (_open_fds(server.pid), baseline)
+                time.sleep(0.1)
+    finally:
+        for daemon in daemons:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(daemon, signal.SIGKILL)
