@@ -233,6 +233,21 @@ async def test_wait_timeout(server: LocalServer) -> None:
         await render.workflows.cancel_task_run(handle.id)
 
 
+async def test_abandoned_waits_leak_no_connection(server: LocalServer) -> None:
+    # Each timed-out wait abandons its event stream mid-read; more of them than the
+    # client's connection pool holds (100) must leave the pool usable.
+    async with Render(base_url=server.url) as render:
+        handle = await render.workflows.run_task(f"{SLUG}/sleepy", [120])
+        try:
+            for _ in range(150):
+                with pytest.raises(TimeoutError):
+                    await handle.wait(timeout=0.05)
+            details = await asyncio.wait_for(render.workflows.get_task_run(handle.id), 20)
+            assert details.id == handle.id
+        finally:
+            await render.workflows.cancel_task_run(handle.id)
+
+
 async def test_unknown_task_and_run(server: LocalServer) -> None:
     async with Render(base_url=server.url) as render:
         with pytest.raises(ClientError) as info:
