@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 REUSE_APP = """
-import asyncio, os, signal, subprocess, threading, time
+import asyncio, os, signal, subprocess, sys, threading, time
 from render_sdk import Retry, Workflows
 
 app = Workflows()
@@ -90,6 +90,40 @@ def leaves_a_daemon() -> list:
     # In a session of its own: the process group kill misses it.
     daemon = subprocess.Popen(["sleep", "60"], start_new_session=True)
     return [os.getpid(), daemon.pid]
+
+PROBE = r'''
+import os, socket, sys, time
+shared = sys.argv[1]
+path_file = os.path.join(shared, "socket_path")
+deadline = time.monotonic() + 60
+while not os.path.exists(path_file) and time.monotonic() < deadline:
+    time.sleep(0.05)
+with socket.socket(socket.AF_UNIX) as s:
+    s.connect(open(path_file).read())
+    s.sendall(b"GET /input HTTP/1.1\\r\\nHost: task\\r\\nConnection: close\\r\\n\\r\\n")
+    answer = s.recv(64).split(b"\\r\\n")[0]
+with open(os.path.join(shared, "answer.tmp"), "wb") as f:
+    f.write(answer)
+os.rename(os.path.join(shared, "answer.tmp"), os.path.join(shared, "answer"))
+'''
+
+@app.task
+def leaves_a_probe(shared: str) -> list:
+    # Outlives its start in a session of its own, then knocks on the next start's socket.
+    probe = subprocess.Popen([sys.executable, "-c", PROBE, shared], start_new_session=True)
+    return [os.getpid(), probe.pid]
+
+@app.task
+def reports_its_socket(shared: str) -> str:
+    with open(os.path.join(shared, "socket_path.tmp"), "w") as f:
+        f.write(os.environ["RENDER_SDK_SOCKET_PATH"])
+    os.rename(os.path.join(shared, "socket_path.tmp"), os.path.join(shared, "socket_path"))
+    answer = os.path.join(shared, "answer")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(answer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(answer) as f:
+        return f.read()
 
 @app.task
 def leaves_a_thread() -> list:
@@ -337,3 +371,20 @@ def test_a_leftover_that_escaped_the_kill_does_not_hold_the_servers_pipes(
         for daemon in daemons:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(daemon, signal.SIGKILL)
+
+
+def test_a_leftover_of_one_start_cannot_use_the_next_starts_socket(
+    make_server: MakeServer, reuse_dir: Path, tmp_path: Path
+) -> None:
+    server = make_server(app="reuse_app:app", reuse_workers=True)
+    probe = None
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            _served(c)
+            _, probe = _run(c, "leaves_a_probe", [str(tmp_path)])["results"]
+            (answer,) = _run(c, "reports_its_socket", [str(tmp_path)])["results"]
+        assert answer.startswith("HTTP/1.1 403"), answer
+    finally:
+        if probe is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(probe, signal.SIGKILL)
