@@ -140,3 +140,15 @@ def test_local_run_filters_are_query_fields_of_the_schema() -> None:
     assert bytes(ListTaskRunsRequest()) == b""
     both = ListTaskRunsRequest(status=["running", "failed"], roots_only=True)
     assert _wire.loads(ListTaskRunsRequest, _wire.dumps(both, _wire.REST), _wire.REST) == both
+
+
+def test_object_keys_expand_as_one_segment() -> None:
+    from render_sdk._routing import expand_segments
+
+    get = routes.OBJECTS_SERVICE["GetObject"]
+    values = {"owner_id": "tea-1", "region": "oregon", "key": "a/b c"}
+    assert expand(get, **values) == "/objects/tea-1/oregon/a/b%20c"  # the template's reading
+    assert expand_segments(get, **values) == "/objects/tea-1/oregon/a%2Fb%20c"  # what we send
+    assert expand_segments(get, **{**values, "key": ".."}) == "/objects/tea-1/oregon/%2E%2E"
+    with pytest.raises(ValueError, match="not a valid owner id"):
+        expand_segments(get, **{**values, "owner_id": ""})
