@@ -196,3 +196,17 @@ def test_nested_models_survive_pickle_and_binary() -> None:
         run = copy.items[0].task_run
         assert type(run) is TaskRun
         assert run.started_at == started
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_each_public_module_imports_first(module: str) -> None:
+    # Import cycles (render_sdk.client <-> render_sdk.experimental) only show when a
+    # module is the first one a fresh interpreter imports.
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
