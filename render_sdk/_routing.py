@@ -3,9 +3,10 @@
 The routes themselves (method, path template, query keys, success status, SSE, ...) are
 generated from the ``(render.wire.v1.http)`` options into ``render_sdk._gen.routes``;
 this module turns them into what each side needs: request paths for the clients
-(:func:`expand`), router paths for the local server (:func:`router_path`) and the
-binding of hand-written handlers to rpc names (:func:`bind`), which refuses a handler
-without an rpc and an rpc without a handler. It imports only the standard library and
+(:func:`expand`, :func:`expand_segments`), router paths for the local server
+(:func:`router_path`) and the binding of hand-written handlers to rpc names
+(:func:`bind`), which refuses a handler without an rpc and an rpc without a handler.
+It imports only the standard library and
 the generated tables, so the task worker can use it.
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "bind",
     "by_request_line",
     "expand",
+    "expand_segments",
     "query_keys",
     "router_path",
     "routes_of",
@@ -58,6 +60,38 @@ def expand(route: Route, **values: str) -> str:
 
     if not route.path_params:
         return route.path
+    return _PARAM.sub(fill, route.path)
+
+
+def path_segment(value: str) -> str:
+    """``value`` percent-encoded as exactly one path segment, ``/`` included.
+
+    ``.`` and ``..`` become ``%2E`` and ``%2E%2E`` so that no client or proxy removes them
+    as dot segments.
+    """
+    from urllib.parse import quote  # only routes with path fields need it
+
+    text = quote(value, safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text
+
+
+def expand_segments(route: Route, **values: str) -> str:
+    """Like :func:`expand`, but every path field, ``{field=**}`` included, is one segment.
+
+    The object rpcs send a key such as ``a/b`` as ``a%2Fb``: the key reaches the server
+    exactly as written, whatever it holds (slashes, ``?``, ``#``, dot segments).
+
+    Raises:
+        ValueError: A path field is missing or empty.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = values.get(name)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{route.name}: not a valid {name.replace('_', ' ')}: {value!r}")
+        return path_segment(value)
+
     return _PARAM.sub(fill, route.path)
 
 

@@ -14,17 +14,22 @@ methods (``render.workflows.run_task(...)`` returns a handle you ``await`` in on
 from __future__ import annotations
 
 from .._exports import publish
-from ..experimental import (
-    DownloadResponse,
+
+# From the private modules, not the package: render_sdk.experimental imports this
+# package first (its clients are built on ._core), so it may still be half-initialized.
+from ..experimental._async import (
     ExperimentalService,
     ObjectApi,
     ObjectClient,
+    ScopedObjectClient,
+    StorageService,
+)
+from ..experimental._types import (
+    DownloadResponse,
     ObjectData,
     OwnerID,
     PutObjectResult,
     Region,
-    ScopedObjectClient,
-    StorageService,
     UploadResponse,
 )
 from ..models import TaskRun, TaskRunDetails, TaskRunStatus

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeAlias
 
-from ..experimental import (
+from ..experimental._types import (  # not the package: see render_sdk.client's imports
     DownloadResponse,
     ObjectData,
     OwnerID,

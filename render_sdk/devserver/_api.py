@@ -139,13 +139,13 @@ def _int_param(request: Request, keys: tuple[str, ...], default: int, lo: int, h
     return value
 
 
-def _bool_param(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name, "").strip().lower()
+def _bool_param(params: QueryParams, keys: tuple[str, ...]) -> bool:
+    raw = (_one(params, keys) or "").strip().lower()
     if raw in ("", "false", "0"):
         return False
     if raw in ("true", "1"):
         return True
-    raise ApiError(400, f"{name} must be true or false, got {raw!r}")
+    raise ApiError(400, f"{keys[0]} must be true or false, got {raw!r}")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -299,12 +299,14 @@ class Api:
         slugs = split_ids(_all(params, _RUNS_Q["task_slug"]))
         roots = split_ids(_all(params, _RUNS_Q["root_task_run_id"]))
         try:
-            statuses = frozenset(status_from_text(s) for s in split_ids(params.getlist("status")))
+            statuses = frozenset(
+                status_from_text(s) for s in split_ids(_all(params, _RUNS_Q["status"]))
+            )
         except ValueError as exc:
             raise ApiError(
                 400, f"{exc}; status is one of pending, running, completed, failed, canceled"
             ) from None
-        roots_only = _bool_param(request, "rootsOnly")
+        roots_only = _bool_param(params, _RUNS_Q["roots_only"])
         return self.store.list_runs(
             task_names=self._names_for(slugs) if slugs else None,
             root_ids=frozenset(roots) if roots else None,

@@ -70,6 +70,7 @@ from starlette.types import Receive, Scope, Send
 from .. import _wire
 from .._errors import WireFormatError
 from .._gen.routes import LOCAL_PRESIGNED_OBJECTS_SERVICE, OBJECTS_SERVICE
+from .._routing import expand_segments, path_segment
 from ..models import (
     Error,
     GetObjectOutput,
@@ -121,7 +122,8 @@ _TMP_DIR: Final = "%tmp"
 _HASHED_PREFIX: Final = "%H"
 _OWNER_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
-_PRESIGNED_PREFIX: Final = LOCAL_PRESIGNED_OBJECTS_SERVICE["UploadObject"].base_path
+#: The presigned rpcs by HTTP method: what :func:`presign` signs a URL for.
+_PRESIGNED_ROUTES: Final = {r.method: r for r in LOCAL_PRESIGNED_OBJECTS_SERVICE.values()}
 
 
 class _Refused(Exception):
@@ -148,8 +150,7 @@ def escape_key(key: str) -> str:
 
 def url_path_key(key: str) -> str:
     """Return ``key`` as one URL path segment (``/`` included), safe from dot-segment removal."""
-    text = quote(key, safe="")
-    return text.replace(".", "%2E") if text in (".", "..") else text
+    return path_segment(key)
 
 
 def _check_key(key: str) -> None:
@@ -215,10 +216,9 @@ def presign(
     query = f"expires={expires}&signature={sig}"
     if size is not None:
         query = f"size={size}&{query}"
-    return (
-        f"{base_url.rstrip('/')}{_PRESIGNED_PREFIX}/{quote(owner, safe='')}/"
-        f"{quote(region, safe='')}/{url_path_key(key)}?{query}"
-    )
+    route = _PRESIGNED_ROUTES[method]
+    path = expand_segments(route, owner_id=owner, region=region, key=key)
+    return f"{base_url.rstrip('/')}{route.base_path}{path}?{query}"
 
 
 def _verify(secret: bytes, request: Request, method: str, owner: str, region: str,

@@ -17,6 +17,9 @@ change in any release.
 
 from __future__ import annotations
 
+# The clients below are built on render_sdk.client._core, and render_sdk.client
+# re-exports them: load that package first, whichever of the two is imported first.
+from .. import client as _client  # noqa: F401
 from .._exports import publish
 from ._async import (
     ExperimentalService,

@@ -117,8 +117,7 @@ class ObjectApi:
     ) -> UploadResponse:
         """Ask for a presigned URL to upload ``size_bytes`` bytes under ``key``."""
         response = await self._http.request(
-            "PUT",
-            P.object_path(owner_id, str(region), key),
+            *P.object_request("PutObject", owner_id, str(region), key),
             operation=C.OP_UPLOAD_URL,
             content=P.put_body(size_bytes),
         )
@@ -129,14 +128,14 @@ class ObjectApi:
     ) -> DownloadResponse:
         """Ask for a presigned URL to download ``key``."""
         response = await self._http.request(
-            "GET", P.object_path(owner_id, str(region), key), operation=C.OP_DOWNLOAD_URL
+            *P.object_request("GetObject", owner_id, str(region), key), operation=C.OP_DOWNLOAD_URL
         )
         return P.parse_download_url(response.content)
 
     async def delete(self, owner_id: str, region: str | Region, key: str) -> None:
         """Delete ``key``."""
         await self._http.request(
-            "DELETE", P.object_path(owner_id, str(region), key), operation=C.OP_DELETE
+            *P.object_request("DeleteObject", owner_id, str(region), key), operation=C.OP_DELETE
         )
 
     async def list_objects(

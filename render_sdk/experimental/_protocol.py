@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import quote
 
 import httpx
 
 from .. import _wire
 from .._errors import ClientError, ConfigurationError, RenderError, WireFormatError
+from .._gen.routes import OBJECTS_SERVICE
+from .._routing import expand_segments
 from ..client._core import QueryParams, error_for_status
 from ..models import GetObjectOutput, PutObjectInput, PutObjectOutput
 from ..models import ListObjectsResponse as WireListObjectsResponse
@@ -262,16 +263,28 @@ def byte_slices(data: bytes | bytearray | memoryview) -> list[memoryview]:
 
 def objects_path(owner_id: str, region: str) -> str:
     """The API path of an owner's objects in a region (relative to ``/v1``)."""
-    return f"/objects/{quote(owner_id, safe='')}/{quote(region, safe='')}"
+    return _expand("ListObjects", owner_id=owner_id, region=region)
+
+
+def object_request(rpc: str, owner_id: str, region: str, key: str) -> tuple[str, str]:
+    """The method and API path (relative to ``/v1``) of ``rpc`` on one object.
+
+    The key is one escaped segment, so ``/``, ``?``, ``#``, ``%`` and dot segments reach
+    the server as written (the ``{key=**}`` template would also accept it unescaped).
+    """
+    return OBJECTS_SERVICE[rpc].method, _expand(rpc, owner_id=owner_id, region=region, key=key)
+
+
+def _expand(rpc: str, **values: str) -> str:
+    try:
+        return expand_segments(OBJECTS_SERVICE[rpc], **values)
+    except ValueError as exc:  # an empty owner id or region from the low-level ObjectApi
+        raise ClientError(str(exc)) from None
 
 
 def object_path(owner_id: str, region: str, key: str) -> str:
-    """The API path of one object. The key is one escaped segment, so ``?``, ``#``,
-    ``%`` and dot segments reach the server as written."""
-    text = quote(key, safe="")
-    if text in (".", ".."):
-        text = text.replace(".", "%2E")
-    return f"{objects_path(owner_id, region)}/{text}"
+    """The API path of one object (every object rpc shares it), relative to ``/v1``."""
+    return object_request("GetObject", owner_id, region, key)[1]
 
 
 def put_body(size: int) -> bytes:

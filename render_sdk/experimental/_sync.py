@@ -72,8 +72,7 @@ class ObjectApiSync:
     ) -> UploadResponse:
         """Ask for a presigned URL to upload ``size_bytes`` bytes under ``key``."""
         response = self._http.request(
-            "PUT",
-            P.object_path(owner_id, str(region), key),
+            *P.object_request("PutObject", owner_id, str(region), key),
             operation=C.OP_UPLOAD_URL,
             content=P.put_body(size_bytes),
         )
@@ -82,14 +81,14 @@ class ObjectApiSync:
     def get_download_url(self, owner_id: str, region: str | Region, key: str) -> DownloadResponse:
         """Ask for a presigned URL to download ``key``."""
         response = self._http.request(
-            "GET", P.object_path(owner_id, str(region), key), operation=C.OP_DOWNLOAD_URL
+            *P.object_request("GetObject", owner_id, str(region), key), operation=C.OP_DOWNLOAD_URL
         )
         return P.parse_download_url(response.content)
 
     def delete(self, owner_id: str, region: str | Region, key: str) -> None:
         """Delete ``key``."""
         self._http.request(
-            "DELETE", P.object_path(owner_id, str(region), key), operation=C.OP_DELETE
+            *P.object_request("DeleteObject", owner_id, str(region), key), operation=C.OP_DELETE
         )
 
     def list_objects(

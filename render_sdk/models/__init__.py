@@ -22,6 +22,7 @@ import betterproto2 as _betterproto2
 
 from .. import _wire
 from .._errors import WireFormatError
+from .._exports import publish
 from .._gen.enums import TaskRunStatus
 from .._gen.render.objects.v1 import (
     GetObjectOutput,
@@ -279,3 +280,8 @@ def _parse_into_public_models() -> None:
 
 
 _parse_into_public_models()
+
+# Reprs, tracebacks and pickles name render_sdk.models.Task, not the generated module.
+publish(
+    globals(), claim=("render_sdk._gen.render.workflows.v1", "render_sdk._gen.render.objects.v1")
+)

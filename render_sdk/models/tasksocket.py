@@ -10,6 +10,7 @@ and tools that implement either side::
 
 from __future__ import annotations
 
+from .._exports import publish
 from .._gen.render.tasksocket.v1 import (
     CallbackRequest,
     ErrorResponse,
@@ -43,3 +44,6 @@ __all__ = [
     "TaskOptions",
     "TaskParameter",
 ]
+
+# Reprs, tracebacks and pickles name render_sdk.models.tasksocket.CallbackRequest.
+publish(globals(), claim=("render_sdk._gen.render.tasksocket.v1",))

@@ -7,6 +7,7 @@ by rpc name and a missing or extra handler is refused.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,32 @@ def test_query_keys_come_from_the_wire_tables() -> None:
     assert {"taskRunID", "taskRunId", "task_run"} <= set(keys["task_run"])  # accepted too
     assert keys["start_time"][0] == "startTime"
     assert list(keys) == list(routes.WORKFLOWS_SERVICE["ListLogs"].query)
+
+
+def test_local_run_filters_are_query_fields_of_the_schema() -> None:
+    # The dashboard's status and rootsOnly filters are fields of ListTaskRunsRequest
+    # (read through the route table like Render's own), omitted from the wire when empty.
+    from render_sdk import _wire
+    from render_sdk.models import ListTaskRunsRequest
+
+    keys = query_keys(routes.WORKFLOWS_SERVICE["ListTaskRuns"])
+    assert keys["status"][0] == "status"
+    assert keys["roots_only"][0] == "rootsOnly"
+    empty = json.loads(_wire.dumps(ListTaskRunsRequest(), _wire.REST))
+    assert "status" not in empty
+    assert "rootsOnly" not in empty
+    assert bytes(ListTaskRunsRequest()) == b""
+    both = ListTaskRunsRequest(status=["running", "failed"], roots_only=True)
+    assert _wire.loads(ListTaskRunsRequest, _wire.dumps(both, _wire.REST), _wire.REST) == both
+
+
+def test_object_keys_expand_as_one_segment() -> None:
+    from render_sdk._routing import expand_segments
+
+    get = routes.OBJECTS_SERVICE["GetObject"]
+    values = {"owner_id": "tea-1", "region": "oregon", "key": "a/b c"}
+    assert expand(get, **values) == "/objects/tea-1/oregon/a/b%20c"  # the template's reading
+    assert expand_segments(get, **values) == "/objects/tea-1/oregon/a%2Fb%20c"  # what we send
+    assert expand_segments(get, **{**values, "key": ".."}) == "/objects/tea-1/oregon/%2E%2E"
+    with pytest.raises(ValueError, match="not a valid owner id"):
+        expand_segments(get, **{**values, "owner_id": ""})

@@ -319,3 +319,48 @@ def test_malformed_api_responses() -> None:
         P.parse_list(b'{"items": "nope"}')
     page = P.parse_list(b'{"items": [], "hasNext": false, "nextCursor": "x"}')
     assert page.next_cursor is None
+
+
+#: Keys and the exact raw path every object rpc sends for them: the key is one escaped
+#: segment (slashes, spaces, reserved characters and non-ASCII all percent-encoded).
+WIRE_PATHS = [
+    ("k/a b/ü.bin", b"/v1/objects/tea-1/oregon/k%2Fa%20b%2F%C3%BC.bin"),
+    ("k?#%&=+@:;", b"/v1/objects/tea-1/oregon/k%3F%23%25%26%3D%2B%40%3A%3B"),
+    ("k/../..", b"/v1/objects/tea-1/oregon/k%2F..%2F.."),
+    ("k\u00e9\u6f22/\U0001f600 x", b"/v1/objects/tea-1/oregon/k%C3%A9%E6%BC%A2%2F%F0%9F%98%80%20x"),
+]
+
+
+@pytest.mark.parametrize(("key", "raw_path"), WIRE_PATHS)
+async def test_object_rpcs_send_todays_exact_paths(key: str, raw_path: bytes) -> None:
+    rec = Recorder()
+    objects = make(rec, owner_id="tea-1", region="oregon")
+    await objects.put(key=key, data=b"abc")
+    await objects.get(key=key)
+    with pytest.raises(RenderError, match="not found"):
+        await objects.delete(key=key)
+    await objects.list()
+    put, _upload, get, _download, delete, listing = rec.requests
+    assert [(r.method, r.url.raw_path) for r in (put, get, delete)] == [
+        ("PUT", raw_path),
+        ("GET", raw_path),
+        ("DELETE", raw_path),
+    ]
+    assert listing.url.raw_path == b"/v1/objects/tea-1/oregon"
+
+
+def test_presigned_urls_escape_the_key_as_one_segment() -> None:
+    from render_sdk.devserver._objects import presign
+
+    sign = {"secret": b"k" * 32, "owner": "tea-1", "region": "oregon", "expires": 2000000000}
+    upload = presign(base_url="http://127.0.0.1:8120/", method="PUT", key="k/a b/ü.bin", size=3,
+                     **sign)  # type: ignore[arg-type]  # fmt: skip
+    assert upload.startswith(
+        "http://127.0.0.1:8120/_local-objects/tea-1/oregon/k%2Fa%20b%2F%C3%BC.bin"
+        "?size=3&expires=2000000000&signature="
+    )
+    download = presign(base_url="http://127.0.0.1:8120", method="GET", key="..", size=None,
+                       **sign)  # type: ignore[arg-type]  # fmt: skip
+    assert download.startswith(
+        "http://127.0.0.1:8120/_local-objects/tea-1/oregon/%2E%2E?expires=2000000000&signature="
+    )

@@ -198,6 +198,7 @@ function encodeMessage(desc: DescMessage, msg: Message): string {
       v = rec[f.localName];
     }
     if (f.fieldKind === "list") {
+      if (p.wire?.empty === EmptyEncoding.OMIT && (v as unknown[]).length === 0) continue;
       parts.push(`${JSON.stringify(p.key)}:[${(v as unknown[]).map((x) => encodeElement(p, x)).join(",")}]`);
       continue;
     }

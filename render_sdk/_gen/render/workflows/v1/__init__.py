@@ -147,6 +147,18 @@ class ListTaskRunsRequest(betterproto2.Message):
         7, betterproto2.TYPE_STRING, repeated=True
     )
 
+    status: "list[str]" = betterproto2.field(8, betterproto2.TYPE_STRING, repeated=True)
+    """
+    The local task server's own filters, which its dashboard pages with (Render's
+    API does not define them). Wire spellings of TaskRunStatus ("running"),
+    repeated or comma-separated; empty means every status.
+    """
+
+    roots_only: "bool" = betterproto2.field(9, betterproto2.TYPE_BOOL)
+    """
+    true: only runs that are no task's subtask.
+    """
+
 
 default_message_pool.register_message(
     "render.workflows.v1", "ListTaskRunsRequest", ListTaskRunsRequest
