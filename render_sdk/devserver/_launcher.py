@@ -52,7 +52,8 @@ logger = logging.getLogger(__name__)
 #: Bytes read from a child's pipe per ``os.read``.
 READ_CHUNK = 64 * 1024
 #: After a process exits, how long ``wait()`` waits for its pipes to reach EOF. Grandchildren
-#: that outlive it may hold them open; their later output is still delivered.
+#: that outlive it may hold them open; what they write until the start is released (see
+#: ``RELEASE_DRAIN_SECONDS``) is still delivered.
 OUTPUT_DRAIN_SECONDS = 0.5
 #: When a start is released, how long its pipes may still drain before they are closed: a
 #: leftover that escaped the kill (a session of its own) must not hold them, nor write
