@@ -8,6 +8,7 @@ by rpc name and a missing or extra handler is refused.
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -39,14 +40,17 @@ NOT_RPCS = {
 
 
 def _app_routes(tmp_path: Path) -> list[Route]:
-    orch = Orchestrator(
-        store=Store(tmp_path / "db.sqlite3"),
-        launcher=object(),  # type: ignore[arg-type]  # never started: only routes are read
-        socket_dir=tmp_path,  # no socket is made: the orchestrator never starts
-        report=lambda line: None,
-    )
-    app = create_app(orch, state_dir=tmp_path, secret=b"k" * 32)
-    return [r for r in app.routes if isinstance(r, Route)]
+    # Closed here: a connection left to the garbage collector is a ResourceWarning on 3.13,
+    # raised in whichever test happens to run the collection.
+    with closing(Store(tmp_path / "db.sqlite3")) as store:
+        orch = Orchestrator(
+            store=store,
+            launcher=object(),  # type: ignore[arg-type]  # never started: only routes are read
+            socket_dir=tmp_path,  # no socket is made: the orchestrator never starts
+            report=lambda line: None,
+        )
+        app = create_app(orch, state_dir=tmp_path, secret=b"k" * 32)
+        return [r for r in app.routes if isinstance(r, Route)]
 
 
 def test_every_rpc_is_a_route_and_every_route_an_rpc(tmp_path: Path) -> None:
