@@ -540,19 +540,30 @@ class SSEResponse(StreamResponse):
                     sub.behind -= len(chunk)
             if sub.dropped or disconnected.done() or self._finished(sub):
                 return
-            woke = asyncio.get_running_loop().create_task(sub.wakeup.wait())
-            try:
-                done, _ = await asyncio.wait(
-                    {woke, disconnected},
-                    timeout=self.api.ping_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                woke.cancel()
-            if disconnected in done:
+            if await wait_or_ping(send, sub.wakeup, disconnected, ping_s=self.api.ping_s):
                 return
-            if not done:
-                await send_body(send, SSE_PING)
+
+
+async def wait_or_ping(
+    send: Send, wake: asyncio.Event, disconnected: asyncio.Task[None], *, ping_s: float
+) -> bool:
+    """Wait for ``wake`` or the client's disconnect; a heartbeat after ``ping_s`` of neither.
+
+    Returns:
+        True once the client has disconnected.
+    """
+    woke = asyncio.get_running_loop().create_task(wake.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {woke, disconnected}, timeout=ping_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        woke.cancel()
+    if disconnected in done:
+        return True
+    if not done:
+        await send_body(send, SSE_PING)
+    return False
 
 
 async def send_body(send: Send, body: bytes) -> None:

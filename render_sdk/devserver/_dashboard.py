@@ -24,10 +24,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Send
 
 from .. import _wire
-from ._api import Api, ApiError, SSEResponse, StreamResponse, send_body
+from ._api import Api, ApiError, SSEResponse, StreamResponse, send_body, wait_or_ping
 from ._constants import MAX_LOG_LIMIT
 from ._orchestrator import Subscriber
-from ._protocol import SSE_PING, LogFilter, encode_cursor, sse_frame
+from ._protocol import LogFilter, encode_cursor, sse_frame
 from ._views import task_run
 
 #: The files the dashboard is made of, with their media types; nothing else is served.
@@ -121,19 +121,8 @@ class _LogsSSE(StreamResponse):
                     for log in logs
                 ]
                 await send_body(send, sse_frame(self.after_seq, "logs", json.dumps(lines).encode()))
-            woke = asyncio.get_running_loop().create_task(self._wake.wait())
-            try:
-                done, _ = await asyncio.wait(
-                    {woke, disconnected},
-                    timeout=self.api.ping_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                woke.cancel()
-            if disconnected in done:
+            if await wait_or_ping(send, self._wake, disconnected, ping_s=self.api.ping_s):
                 return
-            if not done:
-                await send_body(send, SSE_PING)
 
 
 def dashboard_routes(api: Api, *, api_key_required: bool) -> list[BaseRoute]:
