@@ -40,6 +40,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from benchmarks._harness import Row, percentile
+from benchmarks.peers._common import children_by_parent
 from render_sdk.devserver._launcher import Launcher, SpawnLauncher, make_launcher
 
 PY = sys.executable
@@ -190,18 +191,12 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
 
 def _zygote_pids(server_pid: int) -> list[int]:
     pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in children_by_parent().get(server_pid, []):
         try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            if ppid != server_pid:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 if b"render_sdk.devserver._zygote" in fh.read():
-                    pids.append(int(entry))
-        except (OSError, ValueError):
+                    pids.append(pid)
+        except OSError:
             continue
     return pids
 

@@ -63,7 +63,8 @@ def emit(**figures: Any) -> None:
     print(RESULT_PREFIX + json.dumps(figures), flush=True)
 
 
-def _children() -> dict[int, list[int]]:
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process on the machine, by parent pid (from ``/proc/*/stat``)."""
     tree: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -90,7 +91,7 @@ def _rss_kib(pid: int) -> int:
 
 def tree_rss_mib(roots: Iterable[int]) -> float:
     """Resident memory of ``roots`` and all their descendants, MiB (from /proc)."""
-    tree = _children()
+    tree = children_by_parent()
     seen: set[int] = set()
     stack = list(roots)
     while stack:
