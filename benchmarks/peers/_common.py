@@ -157,6 +157,28 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def blocking_workloads(
+    one_run: Callable[[int], None], fan: Callable[[int], object], sizes: Sizes
+) -> dict[str, float]:
+    """W1, W2 (with its client CPU) and W3 of a system driven by a blocking client.
+
+    Args:
+        one_run: Runs trivial task ``i`` to its result.
+        fan: Runs a parent awaiting ``n`` children and returns its result, ``[n]``.
+        sizes: The workload sizes.
+
+    Returns:
+        :func:`emit`'s ``w1_p50``, ``w2_rps``, ``w2_client_cpu`` and ``w3_s``.
+    """
+    w1 = w1_p50(one_run, sizes.w1)
+    w2, cpu = threaded_w2(one_run, sizes.w2, sizes.w2_concurrency)
+    fanned: list[object] = []
+    w3 = timed(lambda: fanned.append(fan(sizes.w3)))
+    if fanned != [[sizes.w3]]:
+        raise RuntimeError(f"fan({sizes.w3}) returned {fanned}")
+    return {"w1_p50": w1, "w2_rps": w2, "w2_client_cpu": cpu, "w3_s": w3}
+
+
 @contextlib.contextmanager
 def process(
     cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None

@@ -19,14 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     WARMUP_RUNS,
+    blocking_workloads,
     emit,
     idle_rss_mib,
     parse_sizes,
     process,
-    threaded_w2,
-    timed,
     tree_rss_mib,
-    w1_p50,
     wait_until,
 )
 
@@ -100,17 +98,11 @@ def main() -> None:
                     one(i)
                 w5 = idle_rss_mib([worker.pid, redis.pid])
                 redis_mib = tree_rss_mib([redis.pid])
-                w1 = w1_p50(one, sizes.w1)
-                w2, cpu = threaded_w2(one, sizes.w2, sizes.w2_concurrency)
-                fanned: list[object] = []
-                w3 = timed(lambda: fanned.append(tasks.fan.delay(sizes.w3).get(timeout=600)))
-                if fanned != [[sizes.w3]]:
-                    raise RuntimeError(f"fan({sizes.w3}) returned {fanned}")
+                figures = blocking_workloads(
+                    one, lambda n: tasks.fan.delay(n).get(timeout=600), sizes
+                )
         emit(
-            w1_p50=w1,
-            w2_rps=w2,
-            w2_client_cpu=cpu,
-            w3_s=w3,
+            **figures,
             w5_mib=w5,
             note=f"prefork x{os.cpu_count()}; W5 includes redis-server {redis_mib:.0f} MiB",
         )

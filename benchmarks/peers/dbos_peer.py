@@ -17,12 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     WARMUP_RUNS,
+    blocking_workloads,
     emit,
     idle_rss_mib,
     parse_sizes,
-    threaded_w2,
-    timed,
-    w1_p50,
 )
 from dbos import DBOS, DBOSConfig
 
@@ -61,19 +59,13 @@ def main() -> None:
             for i in range(WARMUP_RUNS):
                 one(i)
             w5 = idle_rss_mib([os.getpid()])
-            w1 = w1_p50(one, sizes.w1)
-            w2, cpu = threaded_w2(one, sizes.w2, sizes.w2_concurrency)
-            fanned: list[object] = []
-            w3 = timed(lambda: fanned.append(DBOS.start_workflow(fan, sizes.w3).get_result()))
-            if fanned != [[sizes.w3]]:
-                raise RuntimeError(f"fan({sizes.w3}) returned {fanned}")
+            figures = blocking_workloads(
+                one, lambda n: DBOS.start_workflow(fan, n).get_result(), sizes
+            )
         finally:
             DBOS.destroy()
         emit(
-            w1_p50=w1,
-            w2_rps=w2,
-            w2_client_cpu=cpu,
-            w3_s=w3,
+            **figures,
             w5_mib=w5,
             note="in-process; W3 children are child workflows; W2 client CPU includes the runs",
         )

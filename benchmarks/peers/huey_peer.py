@@ -17,13 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     WARMUP_RUNS,
+    blocking_workloads,
     emit,
     idle_rss_mib,
     parse_sizes,
     process,
-    threaded_w2,
-    timed,
-    w1_p50,
 )
 
 THREADS = 8
@@ -90,17 +88,9 @@ def main() -> None:
             for i in range(WARMUP_RUNS):
                 one(i)
             w5 = idle_rss_mib([proc.pid])
-            w1 = w1_p50(one, sizes.w1)
-            w2, cpu = threaded_w2(one, sizes.w2, sizes.w2_concurrency)
-            fanned: list[object] = []
-            w3 = timed(lambda: fanned.append(wait(tasks.fan(sizes.w3))))
-            if fanned != [[sizes.w3]]:
-                raise RuntimeError(f"fan({sizes.w3}) returned {fanned}")
+            figures = blocking_workloads(one, lambda n: wait(tasks.fan(n)), sizes)
         emit(
-            w1_p50=w1,
-            w2_rps=w2,
-            w2_client_cpu=cpu,
-            w3_s=w3,
+            **figures,
             w5_mib=w5,
             note=f"{THREADS} threads; consumer and client poll SQLite every 1 ms",
         )
