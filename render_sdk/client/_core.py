@@ -46,6 +46,7 @@ from .._errors import (
 from .._version import __version__
 from ..models import Error
 from . import _constants as C
+from ._pool import AsyncPooledTransport
 
 __all__ = [
     "AsyncHTTP",
@@ -454,6 +455,11 @@ def _plan(
     )
 
 
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is a loopback name or address."""
+    return (urlsplit(url).hostname or "") in C.LOOPBACK_HOSTS
+
+
 def pool_limits() -> httpx.Limits:
     """The connection pool's limits (``MAX_CONNECTIONS``, all of them kept alive)."""
     return httpx.Limits(
@@ -502,9 +508,19 @@ class AsyncHTTP:
             return self._client
         loop = asyncio.get_running_loop()
         if self._client is None or self._client.is_closed or self._loop is not loop:
-            client = httpx.AsyncClient(
-                timeout=self.config.timeout, follow_redirects=False, limits=pool_limits()
-            )
+            if is_loopback(self.config.base_url):
+                # Many runs in flight keep many connections; httpcore's pool costs CPU per
+                # kept connection on every request (see _pool). Only for loopback, where no
+                # proxy applies: a custom transport turns off httpx's proxy variables.
+                client = httpx.AsyncClient(
+                    timeout=self.config.timeout,
+                    follow_redirects=False,
+                    transport=AsyncPooledTransport(limits=pool_limits()),
+                )
+            else:
+                client = httpx.AsyncClient(
+                    timeout=self.config.timeout, follow_redirects=False, limits=pool_limits()
+                )
             closer = _close_with_loop(client)
             # Run the generator to its `yield` now; this registers it with the loop.
             step = closer.__anext__()

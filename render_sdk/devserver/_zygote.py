@@ -187,11 +187,39 @@ def _detach_output() -> None:
     os.close(null)
 
 
-def _leftovers() -> bool:
+#: ``prctl`` option that makes orphaned descendants the caller's children (Linux 3.4+).
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> bool:
+    """Make orphaned descendants this process's children; False where that is unavailable.
+
+    A reusable worker checks for leftover processes after every start. As a subreaper, a
+    descendant whose parent exited (a daemonizing double fork) becomes its child, so
+    ``waitpid`` sees every leftover and no scan of ``/proc`` is needed: the scan costs
+    about a millisecond per start with a hundred processes on the machine.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _leftovers(*, scan_session: bool = True) -> bool:
     """Whether the start left a thread or a process behind (the worker is not reused then).
 
     A reused worker keeps its pid and session, which the task socket admits: a leftover
     could act on the next start's socket.
+
+    Args:
+        scan_session: Also look through ``/proc`` for members of this session that are no
+            longer our children; not needed in a subreaper, whose orphaned descendants
+            become its children.
     """
     if threading.active_count() > 1:
         return True
@@ -202,6 +230,8 @@ def _leftovers() -> bool:
             break
         if pid == 0:
             return True  # a child still runs
+    if not scan_session:
+        return False
     # Descendants no longer our children (orphaned grandchildren) stay in the session.
     me = os.getpid()
     try:
@@ -229,6 +259,7 @@ def _serve_worker(app: Any, spec: str, channel: socket.socket, first: dict[str, 
     or when a start ended in a way that must end the process.
     """
     os.setsid()
+    subreaper = _become_subreaper()
     start = first
     buffer = b""
     fds: list[int] = []
@@ -240,7 +271,7 @@ def _serve_worker(app: Any, spec: str, channel: socket.socket, first: dict[str, 
         except _Quit as quit_:
             return quit_.code
         _detach_output()
-        if _leftovers():
+        if _leftovers(scan_session=not subreaper):
             # Exiting ends its threads, and the launcher then kills the process group:
             # nothing of this start can reach the next one (or hold this start's pipes).
             return code

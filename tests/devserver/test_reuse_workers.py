@@ -91,6 +91,24 @@ def leaves_a_daemon() -> list:
     daemon = subprocess.Popen(["sleep", "60"], start_new_session=True)
     return [os.getpid(), daemon.pid]
 
+@app.task
+def leaves_an_orphan(new_session: bool) -> list:
+    # A double fork: the middle process exits, so the grandchild is nobody's child here.
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        if os.fork() == 0:
+            if new_session:
+                os.setsid()
+            os.write(write_end, str(os.getpid()).encode())
+            time.sleep(60)
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(middle, 0)
+    grandchild = int(os.read(read_end, 32))
+    os.close(read_end)
+    return [os.getpid(), grandchild]
+
 PROBE = r'''
 import os, socket, sys, time
 shared = sys.argv[1]
@@ -334,6 +352,28 @@ def test_a_worker_that_leaves_a_subprocess_is_replaced_and_the_subprocess_killed
         while _open_fds(server.pid) > baseline:
             assert time.monotonic() < deadline, (_open_fds(server.pid), baseline)
             time.sleep(0.1)
+
+
+@pytest.mark.parametrize("new_session", [False, True], ids=["same-session", "own-session"])
+def test_a_worker_that_leaves_an_orphaned_grandchild_is_replaced(
+    make_server: MakeServer, reuse_dir: Path, new_session: bool
+) -> None:
+    # The worker is a subreaper: a double-forked leftover becomes its child and is seen,
+    # even one that left the worker's session.
+    server = make_server(app="reuse_app:app", reuse_workers=True)
+    grandchild = None
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            _served(c)
+            worker, grandchild = _run(c, "leaves_an_orphan", [new_session])["results"]
+            after, count = _served(c)
+            assert after != worker
+            assert count == 1
+            _assert_gone(worker)
+    finally:
+        if grandchild is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(grandchild, signal.SIGKILL)
 
 
 def test_a_worker_that_leaves_a_thread_is_replaced(
