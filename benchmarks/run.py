@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -36,6 +37,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--only", nargs="*", default=[], help="bench module names (e.g. codec)")
     args = parser.parse_args()
+    # Measured processes cache their bytecode as on a user's machine (see bench_peers.BENCH_ENV).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     modules = sorted(p.stem for p in (ROOT / "benchmarks").glob("bench_*.py"))
     if args.only:
         modules = [m for m in modules if m.removeprefix("bench_") in args.only]

@@ -62,6 +62,8 @@ PRELOAD_RENDER_SDK = (
     "render_sdk.workflows._transport",
     "render_sdk._wire",
     "render_sdk._gen.render.tasksocket.v1",
+    "render_sdk._gen.routes",
+    "render_sdk.workflows._context",
 )
 
 
