@@ -1,86 +1,298 @@
-"""The async client's connection pool: kept connections in a LIFO list per origin.
+"""The async client's transport to a loopback server: h11 over asyncio streams, pooled.
 
-httpcore's pool re-examines every connection it holds whenever a request is queued or a
-response is closed (and, to count idle connections, every connection again for each), so
-a client keeping many connections spends most of its CPU there: with 32 runs in flight
-over ~40 kept connections, over a third of the client's CPU per run (``bench_peers`` W2,
-cProfile). This pool takes the most recently used idle connection to the request's
-origin, checks only that one for expiry, and puts it back when its response is closed.
-Each connection is still an ``httpcore.AsyncHTTPConnection`` (connect, TLS, HTTP/1.1),
-and the transport around it is httpx's own, so requests, timeouts and errors behave as
-with httpx's default transport.
+Against the local task server the client's CPU is the benchmark's bottleneck: with 32 runs
+in flight, httpx's default transport spent about 0.7 ms per request in httpcore's pool,
+anyio and the connection machinery around h11 (``bench_peers`` W2, cProfile), and
+httpcore's pool re-examines every kept connection, twice over, on each request and each
+closed response. This transport keeps httpx's client (requests, headers, errors, streaming,
+timeouts) and h11's HTTP/1.1 state machine, and replaces the rest with what a plain-HTTP
+loopback connection needs: ``asyncio`` streams, one LIFO list of idle connections per
+origin, and a bounded number of requests in flight. TLS and proxies are not its business:
+the client uses it for loopback base URLs only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
-from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
+import sys
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
-import httpcore
+import h11
 import httpx
 
 __all__ = ["AsyncPooledTransport"]
 
+#: Bytes asked of the socket per read.
+_READ_SIZE = 64 * 1024
+#: httpx's default for how long an idle connection is kept.
+DEFAULT_KEEPALIVE_EXPIRY = 5.0
+
+_T = TypeVar("_T")
+
+
+async def _within(awaitable: Awaitable[_T], seconds: float | None) -> _T:
+    if seconds is None:
+        return await awaitable
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover (3.10)
+
+
+class _Stream(asyncio.Protocol):
+    """A socket's bytes both ways, with what was received readable after the peer left.
+
+    Unlike asyncio's ``StreamReader``, which raises a connection's error before handing
+    out bytes it had already received, a read returns everything received first: a server
+    that answers an upload early (413) and resets the connection is still heard.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._eof = False
+        self._error: Exception | None = None
+        self._reader: asyncio.Future[None] | None = None
+        self._drainer: asyncio.Future[None] | None = None
+        self._reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > _READ_SIZE and self.transport is not None:
+            self.transport.pause_reading()  # the response is read slower than it arrives
+            self._reading_paused = True
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake_reader()
+        return False  # close the transport: HTTP/1.1 has no use for a half-open socket
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._error = exc
+        self._wake_reader()
+        self.resume_writing()  # a waiting drain() wakes and finds the connection gone
+
+    def pause_writing(self) -> None:
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        drainer, self._drainer = self._drainer, None
+        if drainer is not None and not drainer.done():
+            drainer.set_result(None)
+
+    def _wake_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def at_eof(self) -> bool:
+        """The peer closed (or the connection failed) and every byte received was read."""
+        return self._eof and not self._buffer
+
+    def is_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data``.
+
+        Raises:
+            ConnectionResetError: The connection is gone.
+        """
+        if self.transport is None or self.transport.is_closing():
+            raise self._error or ConnectionResetError("the connection is closed")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait until the socket's send buffer has room again."""
+        if self._drainer is not None:
+            # Shielded: the future is shared by every drain until writing resumes.
+            await asyncio.shield(self._drainer)
+        if self.transport is None or self.transport.is_closing():
+            raise self._error or ConnectionResetError("the connection is closed")
+
+    async def read(self) -> bytes:
+        """The bytes received so far (waiting for some); ``b""`` at the end.
+
+        Raises:
+            OSError: The connection failed, and nothing it received is left unread.
+        """
+        while not self._buffer and not self._eof:
+            self._reader = asyncio.get_running_loop().create_future()
+            await self._reader
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        if not data and isinstance(self._error, OSError):
+            raise self._error
+        return data
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def get_extra_info(self, name: str) -> Any:
+        return None if self.transport is None else self.transport.get_extra_info(name)
+
+
+class _Connection:
+    """One HTTP/1.1 connection: its socket and its h11 state."""
+
+    def __init__(self, stream: _Stream) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = 0.0
+
+    def usable(self, now: float, expiry: float | None) -> bool:
+        """Idle, open, not closed by the server while idle, and not past its expiry."""
+        return (
+            self.h11.our_state is h11.IDLE
+            and not self.stream.is_closing()
+            and not self.stream._eof
+            and (expiry is None or now - self.idle_since < expiry)
+        )
+
+    def close(self) -> None:
+        self.stream.close()
+
+    async def send(self, request: httpx.Request, timeouts: dict[str, Any]) -> h11.Response:
+        """Write ``request`` and read up to its response's head."""
+        write_timeout = timeouts.get("write")
+        head = self.h11.send(
+            h11.Request(
+                method=request.method, target=request.url.raw_path, headers=request.headers.raw
+            )
+        )
+        write_error: OSError | None = None
+        try:
+            stream = request.stream
+            if isinstance(stream, httpx.ByteStream):
+                # Content known up front (every API request): head and body in one write.
+                body = b"".join(stream)
+                out = [head or b""]
+                if body:
+                    out.append(self.h11.send(h11.Data(data=body)) or b"")
+                out.append(self.h11.send(h11.EndOfMessage()) or b"")
+                self.stream.write(b"".join(out))
+                await _within(self.stream.drain(), write_timeout)
+            else:
+                self.stream.write(head or b"")
+                async for chunk in stream:  # type: ignore[union-attr]
+                    if chunk:
+                        self.stream.write(self.h11.send(h11.Data(data=chunk)) or b"")
+                        await _within(self.stream.drain(), write_timeout)
+                self.stream.write(self.h11.send(h11.EndOfMessage()) or b"")
+                await _within(self.stream.drain(), write_timeout)
+        except asyncio.TimeoutError as exc:
+            raise httpx.WriteTimeout(str(exc) or "timed out sending the request") from exc
+        except OSError as exc:
+            # The server may have answered (413, 403) and closed before reading it all:
+            # that answer is read below; h11 takes a response before the request's end.
+            write_error = exc
+        while True:
+            try:
+                event = await self.next_event(timeouts.get("read"))
+            except httpx.TransportError as exc:
+                if write_error is not None:
+                    message = str(write_error) or type(write_error).__name__
+                    raise httpx.WriteError(message) from write_error
+                raise exc
+            if isinstance(event, h11.Response):
+                return event
+            if not isinstance(event, h11.InformationalResponse):
+                raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} in response")
+
+    async def next_event(self, read_timeout: float | None) -> Any:
+        """The next h11 event of the response, reading from the socket as needed."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc)) from exc
+            if event is not h11.NEED_DATA:
+                if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+                    raise httpx.RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
+                return event
+            try:
+                data = await _within(self.stream.read(), read_timeout)
+            except asyncio.TimeoutError as exc:
+                raise httpx.ReadTimeout(str(exc) or "timed out reading the response") from exc
+            except OSError as exc:
+                raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+            self.h11.receive_data(data)
+
 
 class _ConnectionPool:
-    """Bounded, per-origin LIFO pool of ``httpcore.AsyncHTTPConnection``.
+    """Idle connections per origin (LIFO) and the slots of requests in flight.
 
     At most ``max_connections`` requests are in flight at once; a request beyond that waits
-    for a slot up to its ``pool`` timeout (``httpcore.PoolTimeout``, which httpx reports as
-    ``httpx.PoolTimeout``). At most ``max_keepalive`` idle connections are kept.
+    for a slot up to its ``pool`` timeout (``httpx.PoolTimeout``), and slots are handed on
+    in the order they were asked for. At most ``max_keepalive`` idle connections are kept,
+    each for ``keepalive_expiry`` seconds.
     """
 
     def __init__(
-        self,
-        *,
-        ssl_context: ssl.SSLContext,
-        max_connections: int,
-        max_keepalive: int,
-        keepalive_expiry: float | None,
+        self, *, max_connections: int, max_keepalive: int, keepalive_expiry: float | None
     ) -> None:
-        self._ssl_context = ssl_context
         self._max_connections = max_connections
         self._max_keepalive = max_keepalive
         self._keepalive_expiry = keepalive_expiry
-        # Keyed by (scheme, host, port): httpcore's Origin is not hashable.
-        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._idle_count = 0
         self._in_flight = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
-        self._closed = False
+        self.closed = False
 
     @property
-    def connections(self) -> list[httpcore.AsyncHTTPConnection]:
-        """The idle connections kept (for tests and ``repr``)."""
+    def connections(self) -> list[_Connection]:
+        """The idle connections kept."""
         return [c for kept in self._idle.values() for c in kept]
 
     async def _acquire_slot(self, timeout: float | None) -> None:
         if self._in_flight < self._max_connections and not self._slot_waiters:
             self._in_flight += 1
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._slot_waiters.append(future)
+        # A timer rather than asyncio.wait_for: before Python 3.12, wait_for returns the
+        # result, swallowing a cancellation, when the slot was granted just before the
+        # waiting task was cancelled (https://github.com/python/cpython/issues/86296).
+        timer = (
+            None if timeout is None else loop.call_later(timeout, self._time_out, future, timeout)
+        )
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            if future.done() and not future.cancelled():
-                self._release_slot()  # granted as the wait ran out: hand it on
-            raise httpcore.PoolTimeout(
-                f"no connection slot freed within {timeout} s "
-                f"({self._max_connections} requests in flight)"
-            ) from None
+            await future
         except BaseException:
-            if future.done() and not future.cancelled():
-                self._release_slot()
-            else:
-                future.cancel()
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._release_slot()  # granted, but this request is abandoned: hand it on
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             with contextlib.suppress(ValueError):
                 self._slot_waiters.remove(future)
+
+    def _time_out(self, future: asyncio.Future[None], timeout: float) -> None:
+        if not future.done():
+            future.set_exception(
+                httpx.PoolTimeout(
+                    f"no connection slot freed within {timeout} s "
+                    f"({self._max_connections} requests in flight)"
+                )
+            )
 
     def _release_slot(self) -> None:
         # A slot passes straight to the next waiter, so in_flight stays counted.
@@ -91,135 +303,147 @@ class _ConnectionPool:
                 return
         self._in_flight -= 1
 
-    async def _take(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
-        kept = self._idle.get(_key(origin))
+    def _take(self, origin: tuple[str, int]) -> _Connection | None:
+        kept = self._idle.get(origin)
+        now = asyncio.get_running_loop().time()
         while kept:
             connection = kept.pop()
             self._idle_count -= 1
-            # has_expired also sees a connection the server closed while it was idle.
-            if connection.is_idle() and not connection.has_expired():
+            if connection.usable(now, self._keepalive_expiry):
                 return connection
-            await _close_quietly(connection)
-        return httpcore.AsyncHTTPConnection(
-            origin=origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
-        )
+            connection.close()
+        return None
 
-    async def _give_back(
-        self, connection: httpcore.AsyncHTTPConnection, origin: httpcore.Origin
-    ) -> None:
+    def _give_back(self, connection: _Connection, origin: tuple[str, int]) -> None:
+        """The response is done with ``connection``: keep it idle when it can serve again."""
         self._release_slot()
-        if self._closed or not connection.is_idle() or self._idle_count >= self._max_keepalive:
-            await _close_quietly(connection)
-            return
-        self._idle.setdefault(_key(origin), []).append(connection)
-        self._idle_count += 1
+        h = connection.h11
+        if (
+            not self.closed
+            and h.our_state is h11.DONE
+            and h.their_state is h11.DONE
+            and self._idle_count < self._max_keepalive
+        ):
+            h.start_next_cycle()
+            connection.idle_since = asyncio.get_running_loop().time()
+            self._idle.setdefault(origin, []).append(connection)
+            self._idle_count += 1
+        else:
+            connection.close()
 
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        """Send ``request`` on a kept or new connection; the response holds it until closed."""
-        if self._closed:
-            raise httpcore.ConnectError("the client's connection pool is closed")
-        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
-        await self._acquire_slot(timeouts.get("pool"))
-        try:
-            while True:
-                connection = await self._take(request.url.origin)
-                try:
-                    response = await connection.handle_async_request(request)
-                except httpcore.ConnectionNotAvailable:
-                    continue  # it stopped taking requests since it was checked: the next one
-                except BaseException:
-                    await _close_quietly(connection)
-                    raise
-                break
-        except BaseException:
-            self._release_slot()
-            raise
-        assert isinstance(response.stream, AsyncIterable)
-        return httpcore.Response(
-            status=response.status,
-            headers=response.headers,
-            content=_HeldStream(response.stream, connection, request.url.origin, self),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        """Close every kept connection; later requests fail."""
-        self._closed = True
+    def _close(self) -> list[_Connection]:
+        self.closed = True
         kept, self._idle, self._idle_count = self._idle, {}, 0
-        for connections in kept.values():
-            for connection in connections:
-                await _close_quietly(connection)
-
-    async def __aenter__(self) -> _ConnectionPool:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        return [c for connections in kept.values() for c in connections]
 
 
-class _HeldStream:
-    """A response body that gives its connection back to the pool once closed."""
+class _Body(httpx.AsyncByteStream):
+    """A response body read event by event; gives its connection back once closed."""
 
     def __init__(
         self,
-        stream: AsyncIterable[bytes],
-        connection: httpcore.AsyncHTTPConnection,
-        origin: httpcore.Origin,
+        connection: _Connection,
+        origin: tuple[str, int],
         pool: _ConnectionPool,
+        read_timeout: float | None,
     ) -> None:
-        self._stream = stream
         self._connection = connection
         self._origin = origin
         self._pool = pool
+        self._read_timeout = read_timeout
         self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            async for part in self._stream:
-                yield part
+            while True:
+                event = await self._connection.next_event(self._read_timeout)
+                if isinstance(event, h11.Data):
+                    yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
         except BaseException:
+            self._connection.close()
             await self.aclose()
             raise
+        await self.aclose()
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            closer = getattr(self._stream, "aclose", None)
-            if closer is not None:
-                await closer()
-        finally:
-            # A connection whose response was not read to its end is not idle: closed.
-            await self._pool._give_back(self._connection, self._origin)
+        if not self._closed:
+            self._closed = True
+            # Not read to its end: h11 is not DONE, so the connection is closed, not kept.
+            self._pool._give_back(self._connection, self._origin)
 
 
-def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
-    return (origin.scheme, origin.host, origin.port)
+class AsyncPooledTransport(httpx.AsyncBaseTransport):
+    """httpx transport for plain HTTP/1.1 to loopback servers (see the module docstring).
 
-
-async def _close_quietly(connection: httpcore.AsyncHTTPConnection) -> None:
-    with contextlib.suppress(Exception):
-        await connection.aclose()
-
-
-class AsyncPooledTransport(httpx.AsyncHTTPTransport):
-    """httpx's async transport over :class:`_ConnectionPool` instead of httpcore's pool.
-
-    Everything but the pool is httpx's: request and response conversion, and the mapping
-    of httpcore's errors to httpx's.
+    Args:
+        limits: ``max_connections`` bounds requests in flight, ``max_keepalive_connections``
+            the idle connections kept, ``keepalive_expiry`` how long each is kept.
     """
 
     def __init__(self, *, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
-        # httpx's transport sends through its `_pool` (httpx 0.28); its own is never used.
-        self._pool = _ConnectionPool(  # type: ignore[assignment]
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections or 1 << 30,
+        self._pool = _ConnectionPool(
+            max_connections=limits.max_connections or sys.maxsize,
             max_keepalive=(
                 limits.max_keepalive_connections
                 if limits.max_keepalive_connections is not None
-                else 1 << 30
+                else sys.maxsize
             ),
             keepalive_expiry=limits.keepalive_expiry,
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on a kept or new connection; the response holds it until closed.
+
+        Raises:
+            httpx.UnsupportedProtocol: Not an ``http://`` URL.
+            httpx.TransportError: Connecting, sending or reading failed (httpx's classes:
+                ``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``PoolTimeout``, ...).
+        """
+        url = request.url
+        if url.scheme != "http":
+            raise httpx.UnsupportedProtocol(f"this transport speaks plain http, not {url.scheme!r}")
+        pool = self._pool
+        if pool.closed:
+            raise httpx.ConnectError("the client's connection pool is closed", request=request)
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        origin = (url.host, url.port or 80)
+        try:
+            await pool._acquire_slot(timeouts.get("pool"))
+        except httpx.TransportError as exc:
+            exc.request = request
+            raise
+        connection: _Connection | None = None
+        try:
+            connection = pool._take(origin) or await self._connect(origin, timeouts.get("connect"))
+            head = await connection.send(request, timeouts)
+        except BaseException as exc:
+            if connection is not None:
+                connection.close()
+            pool._release_slot()
+            if isinstance(exc, httpx.TransportError):
+                exc.request = request
+            raise
+        return httpx.Response(
+            status_code=head.status_code,
+            headers=list(head.headers.raw_items()),
+            stream=_Body(connection, origin, pool, timeouts.get("read")),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": bytes(head.reason)},
+        )
+
+    @staticmethod
+    async def _connect(origin: tuple[str, int], timeout: float | None) -> _Connection:
+        try:
+            loop = asyncio.get_running_loop()
+            _, stream = await _within(loop.create_connection(_Stream, *origin), timeout)
+        except asyncio.TimeoutError as exc:
+            raise httpx.ConnectTimeout(str(exc) or f"timed out connecting to {origin}") from exc
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        return _Connection(stream)
+
+    async def aclose(self) -> None:
+        """Close every kept connection; later requests fail with ``httpx.ConnectError``."""
+        for connection in self._pool._close():
+            connection.close()
