@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
 import h11
@@ -177,22 +177,19 @@ class _Connection:
         try:
             stream = request.stream
             if isinstance(stream, httpx.ByteStream):
-                # Content known up front (every API request): head and body in one write.
                 body = b"".join(stream)
-                out = [head or b""]
-                if body:
-                    out.append(self.h11.send(h11.Data(data=body)) or b"")
-                out.append(self.h11.send(h11.EndOfMessage()) or b"")
-                self.stream.write(b"".join(out))
-                await _within(self.stream.drain(), write_timeout)
+                if len(body) <= _READ_SIZE:
+                    # Every API request: head, body and framing in one write (one send).
+                    data = self.h11.send(h11.Data(data=body)) if body else b""
+                    tail = self.h11.send(h11.EndOfMessage()) or b""
+                    self.stream.write(b"".join((head or b"", data or b"", tail)))
+                    await _within(self.stream.drain(), write_timeout)
+                else:
+                    self.stream.write(head or b"")
+                    await self._send_body((body,), write_timeout)
             else:
                 self.stream.write(head or b"")
-                async for chunk in stream:  # type: ignore[union-attr]
-                    if chunk:
-                        self.stream.write(self.h11.send(h11.Data(data=chunk)) or b"")
-                        await _within(self.stream.drain(), write_timeout)
-                self.stream.write(self.h11.send(h11.EndOfMessage()) or b"")
-                await _within(self.stream.drain(), write_timeout)
+                await self._send_body(stream, write_timeout)
         except asyncio.TimeoutError as exc:
             raise httpx.WriteTimeout(str(exc) or "timed out sending the request") from exc
         except OSError as exc:
@@ -211,6 +208,25 @@ class _Connection:
                 return event
             if not isinstance(event, h11.InformationalResponse):
                 raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} in response")
+
+    async def _send_body(
+        self, chunks: AsyncIterable[bytes] | Iterable[bytes], write_timeout: float | None
+    ) -> None:
+        """Each chunk as h11 frames it, without copying it, then the end of the body."""
+        if isinstance(chunks, AsyncIterable):
+            async for chunk in chunks:
+                await self._send_data(chunk, write_timeout)
+        else:
+            for chunk in chunks:
+                await self._send_data(chunk, write_timeout)
+        self.stream.write(self.h11.send(h11.EndOfMessage()) or b"")
+        await _within(self.stream.drain(), write_timeout)
+
+    async def _send_data(self, chunk: bytes, write_timeout: float | None) -> None:
+        if chunk:
+            for piece in self.h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
+                self.stream.write(piece)
+            await _within(self.stream.drain(), write_timeout)
 
     async def next_event(self, read_timeout: float | None) -> Any:
         """The next h11 event of the response, reading from the socket as needed."""
@@ -251,6 +267,8 @@ class _ConnectionPool:
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._idle_count = 0
+        #: Connections carrying a request or a response not yet closed.
+        self._busy: set[_Connection] = set()
         self._in_flight = 0
         self._slot_waiters: list[asyncio.Future[None]] = []
         self.closed = False
@@ -314,8 +332,18 @@ class _ConnectionPool:
             connection.close()
         return None
 
+    def _lend(self, connection: _Connection) -> None:
+        self._busy.add(connection)
+
+    def _drop(self, connection: _Connection) -> None:
+        """A request on ``connection`` failed: close it and free its slot."""
+        self._busy.discard(connection)
+        connection.close()
+        self._release_slot()
+
     def _give_back(self, connection: _Connection, origin: tuple[str, int]) -> None:
         """The response is done with ``connection``: keep it idle when it can serve again."""
+        self._busy.discard(connection)
         self._release_slot()
         h = connection.h11
         if (
@@ -332,9 +360,11 @@ class _ConnectionPool:
             connection.close()
 
     def _close(self) -> list[_Connection]:
+        """Every connection, idle or busy (a response still open then fails to read on)."""
         self.closed = True
         kept, self._idle, self._idle_count = self._idle, {}, 0
-        return [c for connections in kept.values() for c in connections]
+        busy, self._busy = self._busy, set()
+        return [*(c for connections in kept.values() for c in connections), *busy]
 
 
 class _Body(httpx.AsyncByteStream):
@@ -417,11 +447,13 @@ class AsyncPooledTransport(httpx.AsyncBaseTransport):
         connection: _Connection | None = None
         try:
             connection = pool._take(origin) or await self._connect(origin, timeouts.get("connect"))
+            pool._lend(connection)
             head = await connection.send(request, timeouts)
         except BaseException as exc:
             if connection is not None:
-                connection.close()
-            pool._release_slot()
+                pool._drop(connection)
+            else:
+                pool._release_slot()
             if isinstance(exc, httpx.TransportError):
                 exc.request = request
             raise

@@ -629,14 +629,21 @@ async def test_aclose_closes_idle_connections_and_later_requests_fail(server: _S
     assert len(server.ports) == 3
 
 
-async def test_a_response_open_at_aclose_closes_its_connection_when_done(server: _Server) -> None:
+async def test_aclose_also_closes_the_connection_of_a_response_still_open(
+    server: _Server,
+) -> None:
+    # As httpcore's pool: closing the client cuts what is still streaming.
     transport = AsyncPooledTransport(limits=httpx.Limits(max_connections=10))
     async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
-        response = await client.send(client.build_request("GET", "/"), stream=True)
+        response = await client.send(client.build_request("GET", "/big"), stream=True)
+        chunks = response.aiter_raw()
+        assert await chunks.__anext__()
         await transport.aclose()
-        assert int(await response.aread()) == server.ports[0]
-        await response.aclose()
         await server.closed(server.ports[0])
+        with pytest.raises(httpx.TransportError):
+            async for _ in chunks:
+                pass
+        await response.aclose()
         assert _pool(client).connections == []
         assert _pool(client)._in_flight == 0
 
@@ -706,6 +713,8 @@ async def test_request_bodies_with_a_length_or_streamed_chunked_arrive_whole(
     async with _client(server) as client:
         sized = await client.post("/echo", content=b"payload" * 1000)
         assert sized.content == b"payload" * 1000
+        large = bytes(range(256)) * 8192  # 2 MiB: written as it is, not copied into one frame
+        assert (await client.post("/echo", content=large)).content == large
         streamed = await client.post("/echo", content=parts())
         assert streamed.content == b"".join([bytes([65 + i % 26]) * 10_000 for i in range(50)])
         assert len(server.ports) == 1  # both on one kept connection
