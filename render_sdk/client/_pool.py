@@ -1,4 +1,4 @@
-"""The async client's transport to a loopback server: h11 over asyncio streams, pooled.
+"""The async client's transport to a loopback server: h11 over an asyncio protocol, pooled.
 
 Against the local task server the client's CPU is the benchmark's bottleneck: with 32 runs
 in flight, httpx's default transport spent about 0.7 ms per request in httpcore's pool,
@@ -6,9 +6,10 @@ anyio and the connection machinery around h11 (``bench_peers`` W2, cProfile), an
 httpcore's pool re-examines every kept connection, twice over, on each request and each
 closed response. This transport keeps httpx's client (requests, headers, errors, streaming,
 timeouts) and h11's HTTP/1.1 state machine, and replaces the rest with what a plain-HTTP
-loopback connection needs: ``asyncio`` streams, one LIFO list of idle connections per
-origin, and a bounded number of requests in flight. TLS and proxies are not its business:
-the client uses it for loopback base URLs only.
+loopback connection needs: an ``asyncio.Protocol`` per connection, one LIFO list of idle
+connections per origin, and a bounded number of requests in flight. The client uses it for
+loopback base URLs only; a request to any other scheme (``https``) goes through httpx's own
+transport.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ import httpx
 
 __all__ = ["AsyncPooledTransport"]
 
-#: Bytes asked of the socket per read.
+#: Bytes received and not yet read past which the socket is no longer read (back-pressure);
+#: also the largest request body written in one piece with its head.
 _READ_SIZE = 64 * 1024
-#: httpx's default for how long an idle connection is kept.
-DEFAULT_KEEPALIVE_EXPIRY = 5.0
 
 _T = TypeVar("_T")
 
@@ -94,9 +94,9 @@ class _Stream(asyncio.Protocol):
         if reader is not None and not reader.done():
             reader.set_result(None)
 
-    def at_eof(self) -> bool:
-        """The peer closed (or the connection failed) and every byte received was read."""
-        return self._eof and not self._buffer
+    def quiet(self) -> bool:
+        """Open, and nothing arrived unasked (an idle connection the server left has EOF)."""
+        return not self._eof and not self._buffer
 
     def is_closing(self) -> bool:
         return self.transport is None or self.transport.is_closing()
@@ -158,7 +158,7 @@ class _Connection:
         return (
             self.h11.our_state is h11.IDLE
             and not self.stream.is_closing()
-            and not self.stream._eof
+            and self.stream.quiet()
             and (expiry is None or now - self.idle_since < expiry)
         )
 
@@ -413,6 +413,8 @@ class AsyncPooledTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._other: httpx.AsyncHTTPTransport | None = None
         self._pool = _ConnectionPool(
             max_connections=limits.max_connections or sys.maxsize,
             max_keepalive=(
@@ -427,13 +429,14 @@ class AsyncPooledTransport(httpx.AsyncBaseTransport):
         """Send ``request`` on a kept or new connection; the response holds it until closed.
 
         Raises:
-            httpx.UnsupportedProtocol: Not an ``http://`` URL.
             httpx.TransportError: Connecting, sending or reading failed (httpx's classes:
                 ``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``PoolTimeout``, ...).
         """
         url = request.url
         if url.scheme != "http":
-            raise httpx.UnsupportedProtocol(f"this transport speaks plain http, not {url.scheme!r}")
+            if self._other is None:
+                self._other = httpx.AsyncHTTPTransport(limits=self._limits)
+            return await self._other.handle_async_request(request)
         pool = self._pool
         if pool.closed:
             raise httpx.ConnectError("the client's connection pool is closed", request=request)
@@ -476,6 +479,8 @@ class AsyncPooledTransport(httpx.AsyncBaseTransport):
         return _Connection(stream)
 
     async def aclose(self) -> None:
-        """Close every kept connection; later requests fail with ``httpx.ConnectError``."""
+        """Close every connection; later requests fail with ``httpx.ConnectError``."""
         for connection in self._pool._close():
             connection.close()
+        if self._other is not None:
+            await self._other.aclose()

@@ -746,8 +746,13 @@ async def test_head_has_no_body_and_header_names_keep_their_case(server: _Server
         assert len(server.ports) == 1
 
 
-async def test_only_plain_http_is_spoken() -> None:
+async def test_other_schemes_go_through_httpxs_own_transport(server: _Server) -> None:
     transport = AsyncPooledTransport(limits=pool_limits())
     async with httpx.AsyncClient(transport=transport) as client:
-        with pytest.raises(httpx.UnsupportedProtocol, match="plain http"):
+        # TLS to a port nobody listens on: httpx's transport tries, and cannot connect.
+        with pytest.raises(httpx.ConnectError):
             await client.get("https://127.0.0.1:1/")
+        assert isinstance(transport._other, httpx.AsyncHTTPTransport)
+        assert _pool(client)._in_flight == 0
+        await _port_of(client.get(f"{server.url}/"))  # plain http still on the pool
+        assert len(_pool(client).connections) == 1
