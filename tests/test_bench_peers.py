@@ -50,3 +50,26 @@ def test_quick_run_fills_every_column_for_ours_and_huey() -> None:
     summary = B.rows(systems, TINY)
     assert [row.note for row in summary] == [m for _ in B.WORKLOADS for m in modes]
     assert all(row.baseline is not None and row.ratio is not None for row in summary)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("reuse", [False, True], ids=["per-attempt", "reusable"])
+def test_cpu_split_reports_each_process_per_run(reuse: bool) -> None:
+    from benchmarks import cpu_split
+
+    lines = cpu_split.measure(reuse=reuse, runs=30, in_flight=4, profile=False)
+    assert lines[0].startswith("reusable workers" if reuse else "one process per attempt")
+    figures = {}
+    for line in lines[1:]:
+        name, _, rest = line.strip().partition(" ")
+        if name == "zygote":
+            rest = rest.rpartition(") ")[2]
+        figures[name] = float(rest.split()[0])
+    assert set(figures) == {"client", "server", "zygote", "workers"}
+    assert figures["client"] > 0
+    assert figures["server"] > 0
+    assert all(value >= 0 for value in figures.values()), figures
+    if not reuse:
+        # 30 forked attempts, reaped by the zygote: their time is its children's time
+        # (/proc counts in clock ticks, too coarse for 30 reused starts of a trivial task).
+        assert figures["workers"] > 0
