@@ -184,6 +184,13 @@ def _served(c: httpx.Client, task: str = "served") -> tuple[int, int]:
     return int(pid), int(count)
 
 
+def _assert_replaced(c: httpx.Client, worker: int) -> None:
+    """The next attempt runs in a fresh worker, not in ``worker``."""
+    after, count = _served(c)
+    assert after != worker
+    assert count == 1
+
+
 def test_attempts_reuse_a_worker_and_module_state_persists(
     make_server: MakeServer, reuse_dir: Path
 ) -> None:
@@ -245,9 +252,7 @@ def test_a_timed_out_attempts_worker_is_replaced(make_server: MakeServer, reuse_
         done = wait_terminal(c, start_run(c, "hangs", []))
         assert done["status"] == "failed"
         assert "timed out after 1 seconds" in done["error"]
-        after, count = _served(c)
-    assert after != first
-    assert count == 1
+        _assert_replaced(c, first)
     _assert_gone(first)
 
 
@@ -267,9 +272,7 @@ def test_a_canceled_attempts_worker_is_replaced(
         assert int(marker.read_text()) == first
         assert c.delete(f"/v1/task-runs/{run_id}").status_code == 204
         assert wait_terminal(c, run_id)["status"] == "canceled"
-        after, count = _served(c)
-    assert after != first
-    assert count == 1
+        _assert_replaced(c, first)
     _assert_gone(first)
 
 
@@ -328,6 +331,26 @@ def _open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def _wait_fds_back_to(pid: int, baseline: int, timeout: float = 30.0) -> None:
+    """``pid`` holds no more descriptors than ``baseline`` (closed pipes, within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while _open_fds(pid) > baseline:
+        assert time.monotonic() < deadline, (_open_fds(pid), baseline)
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _killed_at_end() -> Iterator[list[int]]:
+    """Pids appended to the list are SIGKILLed at the end: leftovers never outlive a test."""
+    pids: list[int] = []
+    try:
+        yield pids
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_a_worker_that_leaves_a_subprocess_is_replaced_and_the_subprocess_killed(
     make_server: MakeServer, reuse_dir: Path
 ) -> None:
@@ -341,17 +364,12 @@ def test_a_worker_that_leaves_a_subprocess_is_replaced_and_the_subprocess_killed
             worker, sleeper = _run(c, "leaves_a_subprocess")["results"]
             sleepers.append(sleeper)
             # The next attempt never shares a process (or a session) with the leftover.
-            after, count = _served(c)
-            assert after != worker
-            assert count == 1
+            _assert_replaced(c, worker)
         assert worker != warm
         for sleeper in sleepers:
             _assert_gone(sleeper)
         # The attempts' output pipes are closed: no descriptor outlives its attempt.
-        deadline = time.monotonic() + 30
-        while _open_fds(server.pid) > baseline:
-            assert time.monotonic() < deadline, (_open_fds(server.pid), baseline)
-            time.sleep(0.1)
+        _wait_fds_back_to(server.pid, baseline)
 
 
 @pytest.mark.parametrize("new_session", [False, True], ids=["same-session", "own-session"])
@@ -361,19 +379,12 @@ def test_a_worker_that_leaves_an_orphaned_grandchild_is_replaced(
     # The worker is a subreaper: a double-forked leftover becomes its child and is seen,
     # even one that left the worker's session.
     server = make_server(app="reuse_app:app", reuse_workers=True)
-    grandchild = None
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as c:
-            _served(c)
-            worker, grandchild = _run(c, "leaves_an_orphan", [new_session])["results"]
-            after, count = _served(c)
-            assert after != worker
-            assert count == 1
-            _assert_gone(worker)
-    finally:
-        if grandchild is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(grandchild, signal.SIGKILL)
+    with _killed_at_end() as leftovers, httpx.Client(base_url=server.url, timeout=30) as c:
+        _served(c)
+        worker, grandchild = _run(c, "leaves_an_orphan", [new_session])["results"]
+        leftovers.append(grandchild)
+        _assert_replaced(c, worker)
+        _assert_gone(worker)
 
 
 def test_a_worker_that_leaves_a_thread_is_replaced(
@@ -383,9 +394,7 @@ def test_a_worker_that_leaves_a_thread_is_replaced(
     with httpx.Client(base_url=server.url, timeout=30) as c:
         _served(c)
         (worker,) = _run(c, "leaves_a_thread")["results"]
-        after, count = _served(c)
-        assert after != worker
-        assert count == 1
+        _assert_replaced(c, worker)
         _assert_gone(worker)
 
 
@@ -395,36 +404,21 @@ def test_a_leftover_that_escaped_the_kill_does_not_hold_the_servers_pipes(
 ) -> None:
     server = make_server(app="reuse_app:app", reuse_workers=reuse)
     assert server.pid is not None
-    daemons: list[int] = []
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as c:
-            _served(c)
-            baseline = _open_fds(server.pid)
-            for _ in range(3):
-                daemons.append(_run(c, "leaves_a_daemon")["results"][1])
-            _served(c)
-            deadline = time.monotonic() + 30
-            while _open_fds(server.pid) > baseline:
-                assert time.monotonic() < deadline, (_open_fds(server.pid), baseline)
-                time.sleep(0.1)
-    finally:
-        for daemon in daemons:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(daemon, signal.SIGKILL)
+    with _killed_at_end() as daemons, httpx.Client(base_url=server.url, timeout=30) as c:
+        _served(c)
+        baseline = _open_fds(server.pid)
+        for _ in range(3):
+            daemons.append(_run(c, "leaves_a_daemon")["results"][1])
+        _served(c)
+        _wait_fds_back_to(server.pid, baseline)
 
 
 def test_a_leftover_of_one_start_cannot_use_the_next_starts_socket(
     make_server: MakeServer, reuse_dir: Path, tmp_path: Path
 ) -> None:
     server = make_server(app="reuse_app:app", reuse_workers=True)
-    probe = None
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as c:
-            _served(c)
-            _, probe = _run(c, "leaves_a_probe", [str(tmp_path)])["results"]
-            (answer,) = _run(c, "reports_its_socket", [str(tmp_path)])["results"]
+    with _killed_at_end() as probes, httpx.Client(base_url=server.url, timeout=60) as c:
+        _served(c)
+        probes.append(_run(c, "leaves_a_probe", [str(tmp_path)])["results"][1])
+        (answer,) = _run(c, "reports_its_socket", [str(tmp_path)])["results"]
         assert answer.startswith("HTTP/1.1 403"), answer
-    finally:
-        if probe is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(probe, signal.SIGKILL)
