@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 
-from _common import children_by_parent
-from ours import APP
+from _common import children_by_parent, descendants
+from ours import APP, noops
 
 from render_sdk import Render
 from render_sdk.testing import LocalServer
@@ -63,16 +63,8 @@ def times(pid: int) -> Times | None:
 
 def tree(root: int) -> dict[int, Times]:
     """Every live process under ``root`` (``root`` included) with its times."""
-    kids = children_by_parent()
-    found: dict[int, Times] = {}
-    stack = [root]
-    while stack:
-        pid = stack.pop()
-        got = times(pid)
-        if got is not None:
-            found[pid] = got
-            stack.extend(kids.get(pid, ()))
-    return found
+    found = {pid: times(pid) for pid in descendants([root])}
+    return {pid: got for pid, got in found.items() if got is not None}
 
 
 def zygote_of(server: int) -> int | None:
@@ -110,18 +102,6 @@ def split(
     return server_s, zygote_s, workers_user, workers_system
 
 
-async def _w2(render: Render, runs: int, in_flight: int) -> None:
-    queue = iter(range(runs))
-
-    async def worker() -> None:
-        for i in queue:
-            details = await (await render.workflows.run_task("noop", [i]))
-            if details.results != [i]:
-                raise RuntimeError(f"noop({i}) returned {details.results}")
-
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-
-
 def measure(*, reuse: bool, runs: int, in_flight: int, profile: bool) -> list[str]:
     """The report lines of one mode."""
     workdir = Path(tempfile.mkdtemp(prefix="cpu-split-"))
@@ -141,14 +121,14 @@ def measure(*, reuse: bool, runs: int, in_flight: int, profile: bool) -> list[st
             async def go() -> tuple[float, float, dict[int, Times], dict[int, Times]]:
                 nonlocal zygote
                 async with Render(base_url=server.url) as render:
-                    await _w2(render, WARMUP_RUNS, 1)
+                    await noops(render, WARMUP_RUNS, 1)
                     before = tree(server_pid)
                     zygote = zygote_of(server_pid)
                     profiler = cProfile.Profile() if profile else None
                     cpu, started = time.process_time(), time.perf_counter()
                     if profiler is not None:
                         profiler.enable()
-                    await _w2(render, runs, in_flight)
+                    await noops(render, runs, in_flight)
                     if profiler is not None:
                         profiler.disable()
                         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)

@@ -89,8 +89,8 @@ def _rss_kib(pid: int) -> int:
     return 0  # exited meanwhile, or a kernel thread
 
 
-def tree_rss_mib(roots: Iterable[int]) -> float:
-    """Resident memory of ``roots`` and all their descendants, MiB (from /proc)."""
+def descendants(roots: Iterable[int]) -> set[int]:
+    """``roots`` and every process below them, as ``/proc`` shows them now."""
     tree = children_by_parent()
     seen: set[int] = set()
     stack = list(roots)
@@ -100,7 +100,12 @@ def tree_rss_mib(roots: Iterable[int]) -> float:
             continue
         seen.add(pid)
         stack.extend(tree.get(pid, ()))
-    return sum(_rss_kib(pid) for pid in seen) / 1024
+    return seen
+
+
+def tree_rss_mib(roots: Iterable[int]) -> float:
+    """Resident memory of ``roots`` and all their descendants, MiB (from /proc)."""
+    return sum(_rss_kib(pid) for pid in descendants(roots)) / 1024
 
 
 def idle_rss_mib(roots: Iterable[int]) -> float:

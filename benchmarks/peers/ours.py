@@ -40,34 +40,41 @@ async def fan(n: int) -> int:
 """
 
 
+async def one_noop(render: Render, i: int) -> None:
+    """Run ``noop(i)`` and await it (W1's unit, and W2's)."""
+    details = await (await render.workflows.run_task("noop", [i]))
+    if details.results != [i]:
+        raise RuntimeError(f"noop({i}) returned {details.results}")
+
+
+async def noops(render: Render, runs: int, in_flight: int) -> None:
+    """W2's work: ``runs`` noops awaited by ``in_flight`` coroutines on one client."""
+    queue = iter(range(runs))
+
+    async def worker() -> None:
+        for i in queue:
+            await one_noop(render, i)
+
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+
+
 async def _measure(render: Render, args: object, server_pid: int) -> dict[str, float]:
     sizes = args.sizes  # type: ignore[attr-defined]
     workflows = render.workflows
 
-    async def one(i: int) -> None:
-        details = await (await workflows.run_task("noop", [i]))
-        if details.results != [i]:
-            raise RuntimeError(f"noop({i}) returned {details.results}")
-
     for i in range(WARMUP_RUNS):
-        await one(i)
+        await one_noop(render, i)
     figures = {"w5_mib": idle_rss_mib([server_pid])}
     samples = []
     for i in range(sizes.w1):
         started = time.perf_counter()
-        await one(i)
+        await one_noop(render, i)
         samples.append(time.perf_counter() - started)
     figures["w1_p50"] = statistics.median(samples)
 
-    queue = iter(range(sizes.w2))
-
-    async def worker() -> None:
-        for i in queue:
-            await one(i)
-
     cpu = time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(sizes.w2_concurrency)))
+    await noops(render, sizes.w2, sizes.w2_concurrency)
     figures["w2_rps"] = sizes.w2 / (time.perf_counter() - started)
     figures["w2_client_cpu"] = (time.process_time() - cpu) / sizes.w2
 
