@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -41,24 +43,34 @@ def test_stream_sees_every_run_and_resumes_after_last_event_id(server: LocalServ
             ).json()["id"]
             seen = frames(lines, 1)
             assert run_id in seen[0]["data"]
-        # Disconnected; the run finishes meanwhile; resuming replays what was missed.
+        # Disconnected; both runs finish meanwhile; resuming replays everything missed.
         other = client.post(
             f"{server.url}/v1/task-runs", json={"task": "square", "input": [6]}
         ).json()["id"]
-        while client.get(f"{server.url}/v1/task-runs/{other}").json()["status"] != "completed":
-            pass
+        for rid in (run_id, other):
+            while client.get(f"{server.url}/v1/task-runs/{rid}").json()["status"] != "completed":
+                time.sleep(0.01)
         with client.stream("GET", url, headers={"Last-Event-ID": seen[0]["id"]}) as resp:
             lines = resp.iter_lines()
             got: list[dict[str, str]] = []
-            while not any(other in f["data"] and "completed" in f["data"] for f in got):
+            # Both runs ended before this stream opened, so the replay holds every terminal
+            # frame this subscriber missed (a lost one would hang here until pytest's timeout).
+            while not (completed(other, got) and completed(run_id, seen + got)):
                 got += frames(lines, 1)
         ids = [int(f["id"]) for f in got]
         assert ids == sorted(ids)
         assert ids[0] > int(seen[0]["id"])
-        # The run's terminal state reached this subscriber: in the first stream (when the
-        # run finished before its first frame was read, the hub sends its latest state) or
-        # in the replay.
-        assert any(run_id in f["data"] and '"completed"' in f["data"] for f in seen + got)
+        # The first run's terminal state reached this subscriber once: in the first stream
+        # (when the run finished before its first frame was read, the hub sends its latest
+        # state) or in the replay.
+        assert sum(completed(run_id, [f]) for f in seen + got) == 1
+
+
+def completed(run_id: str, events: list[dict[str, str]]) -> bool:
+    """Whether ``events`` hold ``run_id``'s completion."""
+    return any(
+        f["event"] == "task.completed" and json.loads(f["data"])["id"] == run_id for f in events
+    )
 
 
 def test_page_and_assets_are_served_with_a_strict_policy(server: LocalServer) -> None:
