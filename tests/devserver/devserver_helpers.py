@@ -71,8 +71,10 @@ def crash() -> None:
 @app.task(retry=Retry(max_retries=1, wait_duration_ms=10))
 def slow_then_ok(marker: str) -> str:
     if not os.path.exists(marker):
-        with open(marker, "w") as f:
+        # Written whole, then renamed: the test reads the pid as soon as the marker exists.
+        with open(marker + ".tmp", "w") as f:
             f.write(str(os.getpid()))
+        os.replace(marker + ".tmp", marker)
         time.sleep(60)
     return "recovered"
 
