@@ -6,7 +6,7 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
-from dashboard_app import APP, CHROMIUM
+from dashboard_support import APP, CHROMIUM
 
 from render_sdk.testing import LocalServer
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_app import APP, ARTIFACTS
+from dashboard_support import APP, ARTIFACTS
 
 from render_sdk.testing import LocalServer
 

@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from test_events import frames
+from dashboard_support import WAIT_S, frames, start, wait_status
 
 from render_sdk.testing import LocalServer
-
-#: Generous: the machine may be loaded (the waits end as soon as the condition holds).
-WAIT_S = 60.0
-
-
-def start(client: httpx.Client, task: str, input: Any) -> str:
-    resp = client.post("/v1/task-runs", json={"task": task, "input": input})
-    assert resp.status_code == 202, resp.text
-    return str(resp.json()["id"])
-
-
-def wait_status(client: httpx.Client, run_id: str, wanted: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while client.get(f"/v1/task-runs/{run_id}").json()["status"] != wanted:
-        assert time.monotonic() < deadline, f"run {run_id} never became {wanted}"
-        time.sleep(0.05)
 
 
 @pytest.fixture

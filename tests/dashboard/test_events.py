@@ -3,53 +3,28 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 
 import httpx
+from dashboard_support import WAIT_S, frames, start, wait_status
 
 from render_sdk.testing import LocalServer
 
 
-def frames(lines: Iterator[str], count: int) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    frame: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if "event" in frame:  # not the retry preamble
-                out.append(frame)
-            if frame:
-                frame = {}
-            if len(out) == count:
-                return out
-            continue
-        if line.startswith(":"):
-            continue
-        key, _, value = line.partition(": ")
-        frame[key] = value
-    return out
-
-
 def test_stream_sees_every_run_and_resumes_after_last_event_id(server: LocalServer) -> None:
-    url = f"{server.url}/v1/dashboard/events"
-    with httpx.Client(timeout=30) as client:
+    url = "/v1/dashboard/events"
+    with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
         with client.stream("GET", url) as resp:
             assert resp.headers["content-type"].startswith("text/event-stream")
             lines = resp.iter_lines()
             (ready,) = frames(lines, 1)
             assert ready["event"] == "ready"
-            run_id = client.post(
-                f"{server.url}/v1/task-runs", json={"task": "square", "input": [5]}
-            ).json()["id"]
+            run_id = start(client, "square", [5])
             seen = frames(lines, 1)
             assert run_id in seen[0]["data"]
         # Disconnected; both runs finish meanwhile; resuming replays everything missed.
-        other = client.post(
-            f"{server.url}/v1/task-runs", json={"task": "square", "input": [6]}
-        ).json()["id"]
+        other = start(client, "square", [6])
         for rid in (run_id, other):
-            while client.get(f"{server.url}/v1/task-runs/{rid}").json()["status"] != "completed":
-                time.sleep(0.01)
+            wait_status(client, rid, "completed")
         with client.stream("GET", url, headers={"Last-Event-ID": seen[0]["id"]}) as resp:
             lines = resp.iter_lines()
             got: list[dict[str, str]] = []

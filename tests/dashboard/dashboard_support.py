@@ -1,4 +1,4 @@
-"""The dashboard tests' app and paths, shared by their conftest and tests.
+"""The dashboard tests' app, paths and HTTP helpers, shared by their conftest and tests.
 
 A module of its own, with a name no other test folder uses: pytest puts each test folder on
 ``sys.path``, so ``from conftest import ...`` would get whichever folder's conftest came first.
@@ -6,7 +6,12 @@ A module of its own, with a name no other test folder uses: pytest puts each tes
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Screenshots of every test, kept as artifacts (gitignored).
@@ -60,3 +65,39 @@ APP = """
     def always_fails(x: int) -> None:
         explode(x)
 """
+
+
+#: Generous: the machine may be loaded (the waits end as soon as the condition holds).
+WAIT_S = 60.0
+
+
+def start(client: httpx.Client, task: str, input: Any) -> str:
+    resp = client.post("/v1/task-runs", json={"task": task, "input": input})
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
+def wait_status(client: httpx.Client, run_id: str, wanted: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while client.get(f"/v1/task-runs/{run_id}").json()["status"] != wanted:
+        assert time.monotonic() < deadline, f"run {run_id} never became {wanted}"
+        time.sleep(0.05)
+
+
+def frames(lines: Iterator[str], count: int) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    frame: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if "event" in frame:  # not the retry preamble
+                out.append(frame)
+            if frame:
+                frame = {}
+            if len(out) == count:
+                return out
+            continue
+        if line.startswith(":"):
+            continue
+        key, _, value = line.partition(": ")
+        frame[key] = value
+    return out
